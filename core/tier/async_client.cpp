@@ -1,0 +1,707 @@
+#include "tier/async_client.hpp"
+
+#include <arpa/inet.h>
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <uv.h>
+
+#include <algorithm>
+#include <deque>
+#include <random>
+
+namespace tier {
+
+const char* to_string(LinkState s) noexcept {
+  switch (s) {
+    case LinkState::disconnected:
+      return "disconnected";
+    case LinkState::connecting:
+      return "connecting";
+    case LinkState::ready:
+      return "ready";
+    case LinkState::closed:
+      return "closed";
+  }
+  return "unknown";
+}
+
+namespace detail {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using ms = std::chrono::milliseconds;
+
+// How often deadlines are checked while anything is pending.
+constexpr ms kTick{20};
+
+struct OpState {
+  std::vector<Command> commands;
+  std::vector<Reply> replies;
+  std::size_t remaining = 0;
+  Clock::time_point deadline;
+  std::function<void(Result<std::vector<Reply>>)> done;
+  bool finished = false;
+
+  void finish(Result<std::vector<Reply>> r) {
+    if (finished) {
+      return;
+    }
+    finished = true;
+    auto cb = std::move(done);
+    done = nullptr;
+    if (cb) {
+      cb(std::move(r));
+    }
+  }
+};
+
+// hiredis privdata for one command of an op. Deleted by the reply callback, which
+// hiredis always runs (with a NULL reply when the context goes away).
+struct Slot {
+  std::shared_ptr<OpState> op;
+  std::size_t index;
+};
+
+bool is_ip_literal(const std::string& host) {
+  unsigned char buf[sizeof(in6_addr)];
+  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
+
+}  // namespace
+
+// The connection state machine shared by AsyncClient and AsyncSubscriber.
+class AsyncLink : public std::enable_shared_from_this<AsyncLink> {
+ public:
+  AsyncLink(uv_loop_t* loop, AsyncOptions o) : loop_(loop), opts_(std::move(o)) {
+    if (opts_.connect_timeout.count() <= 0) {
+      opts_.connect_timeout = ms{2000};
+    }
+    if (opts_.command_timeout.count() <= 0) {
+      opts_.command_timeout = ms{2000};
+    }
+    rng_.seed(std::random_device{}());
+  }
+  virtual ~AsyncLink() = default;
+
+  void start() {
+    if (state_ != LinkState::disconnected || started_) {
+      return;
+    }
+    started_ = true;
+    tick_ = new uv_timer_t;
+    uv_timer_init(loop_, tick_);
+    tick_->data = this;
+    retry_ = new uv_timer_t;
+    uv_timer_init(loop_, retry_);
+    retry_->data = this;
+    uv_timer_start(tick_, &AsyncLink::on_tick, kTick.count(), kTick.count());
+    uv_unref(reinterpret_cast<uv_handle_t*>(tick_));  // the tick alone keeps no loop alive
+    connect();
+  }
+
+  void close() {
+    if (state_ == LinkState::closed) {
+      return;
+    }
+    auto keep = shared_from_this();
+    set_state(LinkState::closed, "closed");
+    drop_connection();
+    fail_all(Error{ErrorKind::closed, opts_.label + ": client closed"});
+    for (uv_timer_t** t : {&tick_, &retry_}) {
+      if (*t != nullptr) {
+        (*t)->data = nullptr;
+        uv_close(reinterpret_cast<uv_handle_t*>(*t),
+                 [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+        *t = nullptr;
+      }
+    }
+  }
+
+  void exec(std::vector<Command> commands, ms timeout,
+            std::function<void(Result<std::vector<Reply>>)> done) {
+    if (state_ == LinkState::closed) {
+      ++counters_.ops_failed;
+      done(Error{ErrorKind::closed, opts_.label + ": client closed"});
+      return;
+    }
+    if (commands.empty()) {
+      done(std::vector<Reply>{});
+      return;
+    }
+    if (waiting_.size() + inflight_.size() >= opts_.max_pending) {
+      ++counters_.queue_overflows;
+      ++counters_.ops_failed;
+      done(Error{ErrorKind::closed, opts_.label + ": too many pending commands (max_pending " +
+                                        std::to_string(opts_.max_pending) + ")"});
+      return;
+    }
+    auto op = std::make_shared<OpState>();
+    op->commands = std::move(commands);
+    op->replies.resize(op->commands.size());
+    op->remaining = op->commands.size();
+    op->deadline = Clock::now() + (timeout.count() > 0 ? timeout : opts_.command_timeout);
+    op->done = std::move(done);
+    if (state_ == LinkState::ready) {
+      send(op);
+    } else {
+      waiting_.push_back(std::move(op));
+    }
+  }
+
+  LinkState state() const { return state_; }
+  void on_state(StateCallback cb) { state_cb_ = std::move(cb); }
+  LinkCounters counters() const { return counters_; }
+  std::size_t pending() const { return waiting_.size() + inflight_.size(); }
+  uv_loop_t* loop() const { return loop_; }
+
+ protected:
+  /// The connection answered its hello: subclasses subscribe here. Return true when the
+  /// link is ready for ops at once.
+  virtual bool on_connected() { return true; }
+  /// Periodic check while connected; return false to drop the connection.
+  virtual bool healthy(Clock::time_point /*now*/) { return true; }
+
+  void set_state(LinkState s, const std::string& why) {
+    if (s == state_) {
+      return;
+    }
+    state_ = s;
+    if (state_cb_) {
+      state_cb_(s, why);
+    }
+  }
+
+  /// Marks the link ready and sends what waited for it.
+  void become_ready() {
+    backoff_attempt_ = 0;
+    set_state(LinkState::ready, "connected to " + opts_.endpoint.redacted());
+    auto waiting = std::move(waiting_);
+    waiting_.clear();
+    for (auto& op : waiting) {
+      if (!op->finished) {
+        send(op);
+      }
+    }
+  }
+
+  /// Drops the connection and schedules a new one.
+  void reset_connection(const std::string& why) {
+    if (state_ == LinkState::closed) {
+      return;
+    }
+    bool was_ready = state_ == LinkState::ready;
+    drop_connection();
+    if (was_ready) {
+      ++counters_.disconnects;
+    }
+    set_state(LinkState::disconnected, why);
+    schedule_reconnect();
+  }
+
+  redisAsyncContext* ac_ = nullptr;
+  uv_loop_t* loop_;
+  AsyncOptions opts_;
+  LinkCounters counters_;
+
+ private:
+  void connect() {
+    if (state_ == LinkState::closed) {
+      return;
+    }
+    set_state(LinkState::connecting, "connecting to " + opts_.endpoint.redacted());
+    connect_deadline_ = Clock::now() + opts_.connect_timeout;
+    const auto& ep = opts_.endpoint;
+    if (!ep.unix_path.empty()) {
+      attach(redisAsyncConnectUnix(ep.unix_path.c_str()));
+    } else if (is_ip_literal(ep.host)) {
+      attach(redisAsyncConnect(ep.host.c_str(), ep.port));
+    } else {
+      resolve();
+    }
+  }
+
+  // hiredis resolves names with a blocking getaddrinfo; do it on libuv's thread pool.
+  void resolve() {
+    struct Req {
+      uv_getaddrinfo_t req;
+      std::weak_ptr<AsyncLink> link;
+    };
+    auto* r = new Req;
+    r->link = weak_from_this();
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    int rc = uv_getaddrinfo(
+        loop_, &r->req,
+        [](uv_getaddrinfo_t* req, int status, addrinfo* res) {
+          auto* r = reinterpret_cast<Req*>(req);
+          auto link = r->link.lock();
+          delete r;
+          if (!link || link->state_ != LinkState::connecting) {
+            uv_freeaddrinfo(res);
+            return;
+          }
+          if (status != 0 || res == nullptr) {
+            uv_freeaddrinfo(res);
+            link->reset_connection("resolve " + link->opts_.endpoint.host + ": " +
+                                   uv_strerror(status));
+            return;
+          }
+          char ip[INET6_ADDRSTRLEN] = {0};
+          if (res->ai_family == AF_INET6) {
+            uv_ip6_name(reinterpret_cast<sockaddr_in6*>(res->ai_addr), ip, sizeof ip);
+          } else {
+            uv_ip4_name(reinterpret_cast<sockaddr_in*>(res->ai_addr), ip, sizeof ip);
+          }
+          uv_freeaddrinfo(res);
+          link->attach(redisAsyncConnect(ip, link->opts_.endpoint.port));
+        },
+        opts_.endpoint.host.c_str(), nullptr, &hints);
+    if (rc != 0) {
+      delete r;
+      reset_connection(std::string("resolve: ") + uv_strerror(rc));
+    }
+  }
+
+  void attach(redisAsyncContext* ac) {
+    if (ac == nullptr || ac->err != 0) {
+      std::string why = ac != nullptr ? ac->errstr : "out of memory";
+      if (ac != nullptr) {
+        redisAsyncFree(ac);
+      }
+      reset_connection("connect " + opts_.endpoint.redacted() + ": " + why);
+      return;
+    }
+    if (redisLibuvAttach(ac, loop_) != REDIS_OK) {
+      redisAsyncFree(ac);
+      reset_connection("connect: cannot attach to the loop");
+      return;
+    }
+    ac_ = ac;
+    ac->data = this;
+    redisAsyncSetConnectCallback(ac, &AsyncLink::on_connect);
+    redisAsyncSetDisconnectCallback(ac, &AsyncLink::on_disconnect);
+    // The hello goes out as soon as the socket connects; PING last, so that its answer
+    // means every earlier step succeeded.
+    const auto& ep = opts_.endpoint;
+    std::vector<Command> hello;
+    if (!ep.password.empty()) {
+      hello.push_back(ep.user.empty() ? Command::of({"AUTH", ep.password})
+                                      : Command::of({"AUTH", ep.user, ep.password}));
+    }
+    if (ep.db != 0) {
+      hello.push_back(Command::of({"SELECT", std::to_string(ep.db)}));
+    }
+    if (!opts_.client_name.empty()) {
+      hello.push_back(Command::of({"CLIENT", "SETNAME", opts_.client_name}));
+    }
+    hello.push_back(Command::of({"PING"}));
+    auto op = std::make_shared<OpState>();
+    op->commands = std::move(hello);
+    op->replies.resize(op->commands.size());
+    op->remaining = op->commands.size();
+    op->deadline = connect_deadline_;
+    redisAsyncContext* expected = ac;
+    op->done = [this, expected](Result<std::vector<Reply>> r) {
+      if (ac_ != expected || state_ != LinkState::connecting) {
+        return;
+      }
+      if (!r.ok()) {
+        reset_connection("connect " + opts_.endpoint.redacted() + ": " + r.error().message);
+        return;
+      }
+      for (auto& reply : *r) {
+        if (reply.is_error()) {
+          reset_connection("connect " + opts_.endpoint.redacted() + ": " + reply.str);
+          return;
+        }
+      }
+      ++counters_.connects;
+      if (on_connected()) {
+        become_ready();
+      }
+    };
+    hello_ = op;
+    send_raw(op);
+  }
+
+  static void on_connect(const redisAsyncContext* ac, int status) {
+    auto* self = static_cast<AsyncLink*>(ac->data);
+    if (self == nullptr || self->ac_ != ac) {
+      return;
+    }
+    if (status != REDIS_OK) {
+      // hiredis frees the context itself after a failed connect.
+      std::string why = ac->errstr;
+      self->ac_ = nullptr;
+      self->reset_connection("connect " + self->opts_.endpoint.redacted() + ": " + why);
+    }
+  }
+
+  static void on_disconnect(const redisAsyncContext* ac, int /*status*/) {
+    auto* self = static_cast<AsyncLink*>(ac->data);
+    if (self == nullptr || self->ac_ != ac) {
+      return;
+    }
+    std::string why = ac->err != 0 ? ac->errstr : "server closed the connection";
+    self->ac_ = nullptr;  // hiredis frees the context after this callback
+    self->reset_connection("lost " + self->opts_.endpoint.redacted() + ": " + why);
+  }
+
+  static void on_reply(redisAsyncContext* ac, void* reply, void* privdata) {
+    auto* slot = static_cast<Slot*>(privdata);
+    std::shared_ptr<OpState> op = std::move(slot->op);
+    std::size_t index = slot->index;
+    delete slot;
+    if (op->finished) {
+      return;
+    }
+    auto* self = static_cast<AsyncLink*>(ac->data);
+    if (reply == nullptr) {
+      std::string label = self != nullptr ? self->opts_.label : "redis";
+      if (self != nullptr) {
+        ++self->counters_.ops_failed;
+      }
+      op->finish(Error{ErrorKind::io, label + ": connection lost before the reply"});
+      return;
+    }
+    auto* r = static_cast<redisReply*>(reply);
+    const Command& cmd = op->commands[index];
+    if (cmd.script != nullptr && r->type == REDIS_REPLY_ERROR &&
+        std::string_view(r->str, r->len).starts_with("NOSCRIPT") && self != nullptr &&
+        self->ac_ == ac) {
+      // The script cache was flushed: EVAL runs the script and caches it again.
+      self->send_command(op, index, /*force_eval=*/true);
+      return;
+    }
+    op->replies[index] = Reply::from_hiredis(r);
+    if (--op->remaining == 0) {
+      auto keep = self != nullptr ? self->shared_from_this() : nullptr;
+      op->finish(std::move(op->replies));
+    }
+  }
+
+  static void on_tick(uv_timer_t* t) {
+    auto* self = static_cast<AsyncLink*>(t->data);
+    if (self != nullptr) {
+      auto keep = self->shared_from_this();
+      self->check_deadlines();
+    }
+  }
+
+  void check_deadlines() {
+    auto now = Clock::now();
+    while (!inflight_.empty() && inflight_.front()->finished) {
+      inflight_.pop_front();
+    }
+    if (state_ == LinkState::connecting && now >= connect_deadline_) {
+      reset_connection("connect " + opts_.endpoint.redacted() + ": timed out");
+    }
+    bool expired = std::any_of(inflight_.begin(), inflight_.end(), [&](const auto& op) {
+      return !op->finished && now >= op->deadline;
+    });
+    if (expired) {
+      // The server stopped answering: fail everything sent on this connection and build
+      // a new one.
+      auto inflight = std::move(inflight_);
+      inflight_.clear();
+      for (auto& op : inflight) {
+        if (!op->finished) {
+          ++counters_.timeouts;
+          ++counters_.ops_failed;
+          op->finish(Error{ErrorKind::timeout, opts_.label + ": no reply from " +
+                                                   opts_.endpoint.redacted() +
+                                                   " before the deadline"});
+        }
+      }
+      reset_connection("no reply before the deadline");
+    } else if (state_ == LinkState::ready && !healthy(now)) {
+      reset_connection("health check failed");
+    }
+    while (!waiting_.empty() && !waiting_.front()->finished && now >= waiting_.front()->deadline) {
+      auto op = std::move(waiting_.front());
+      waiting_.pop_front();
+      ++counters_.timeouts;
+      ++counters_.ops_failed;
+      op->finish(Error{ErrorKind::timeout, opts_.label + ": not connected to " +
+                                               opts_.endpoint.redacted() + " before the deadline"});
+    }
+    // Ops with a longer own timeout may sit behind the front; drop finished ones.
+    std::erase_if(waiting_, [](const auto& op) { return op->finished; });
+    if (!waiting_.empty()) {
+      std::erase_if(waiting_, [&](const auto& op) {
+        if (now < op->deadline) {
+          return false;
+        }
+        ++counters_.timeouts;
+        ++counters_.ops_failed;
+        op->finish(Error{ErrorKind::timeout, opts_.label + ": not connected before the deadline"});
+        return true;
+      });
+    }
+  }
+
+  void send(const std::shared_ptr<OpState>& op) {
+    ++counters_.ops_sent;
+    send_raw(op);
+  }
+
+  void send_raw(const std::shared_ptr<OpState>& op) {
+    inflight_.push_back(op);
+    for (std::size_t i = 0; i < op->commands.size() && !op->finished; ++i) {
+      send_command(op, i, false);
+    }
+  }
+
+  void send_command(const std::shared_ptr<OpState>& op, std::size_t i, bool force_eval) {
+    const Command& c = op->commands[i];
+    argv_.clear();
+    lens_.clear();
+    if (c.script != nullptr) {
+      const std::string& verb = force_eval ? eval_ : evalsha_;
+      const std::string& body = force_eval ? c.script->source : c.script->sha1;
+      argv_.push_back(verb.data());
+      lens_.push_back(verb.size());
+      argv_.push_back(body.data());
+      lens_.push_back(body.size());
+    }
+    for (const auto& a : c.args) {
+      argv_.push_back(a.data());
+      lens_.push_back(a.size());
+    }
+    auto* slot = new Slot{op, i};
+    if (ac_ == nullptr ||
+        redisAsyncCommandArgv(ac_, &AsyncLink::on_reply, slot, static_cast<int>(argv_.size()),
+                              argv_.data(), lens_.data()) != REDIS_OK) {
+      delete slot;
+      ++counters_.ops_failed;
+      op->finish(Error{ErrorKind::closed, opts_.label + ": connection is closing"});
+    }
+  }
+
+  void drop_connection() {
+    if (ac_ != nullptr) {
+      redisAsyncContext* ac = ac_;
+      ac_ = nullptr;
+      ac->data = nullptr;  // our callbacks ignore this context from now on
+      // Pending reply callbacks run now with NULL replies and fail their ops.
+      redisAsyncFree(ac);
+    }
+    if (hello_) {
+      hello_->finished = true;
+      hello_.reset();
+    }
+    // Ops sent on the dropped connection that hiredis did not fail (deferred free).
+    auto inflight = std::move(inflight_);
+    inflight_.clear();
+    for (auto& op : inflight) {
+      if (!op->finished) {
+        ++counters_.ops_failed;
+        op->finish(Error{ErrorKind::io, opts_.label + ": connection dropped"});
+      }
+    }
+  }
+
+  void fail_all(const Error& e) {
+    auto waiting = std::move(waiting_);
+    waiting_.clear();
+    for (auto& op : waiting) {
+      ++counters_.ops_failed;
+      op->finish(e);
+    }
+  }
+
+  void schedule_reconnect() {
+    if (retry_ == nullptr || state_ == LinkState::closed) {
+      return;
+    }
+    // Exponential backoff with jitter: somewhere in [d/2, d], d doubling up to the cap.
+    auto lo = opts_.reconnect_min.count();
+    auto hi = std::max(lo, opts_.reconnect_max.count());
+    long long d = lo;
+    for (int i = 0; i < backoff_attempt_ && d < hi; ++i) {
+      d *= 2;
+    }
+    d = std::min<long long>(d, hi);
+    ++backoff_attempt_;
+    std::uniform_int_distribution<long long> dist(d / 2, std::max<long long>(d / 2, d));
+    auto delay = static_cast<std::uint64_t>(dist(rng_));
+    uv_timer_start(
+        retry_,
+        [](uv_timer_t* t) {
+          auto* self = static_cast<AsyncLink*>(t->data);
+          if (self != nullptr && self->state_ == LinkState::disconnected) {
+            auto keep = self->shared_from_this();
+            self->connect();
+          }
+        },
+        delay, 0);
+  }
+
+  LinkState state_ = LinkState::disconnected;
+  bool started_ = false;
+  StateCallback state_cb_;
+  uv_timer_t* tick_ = nullptr;
+  uv_timer_t* retry_ = nullptr;
+  Clock::time_point connect_deadline_;
+  std::shared_ptr<OpState> hello_;
+  std::deque<std::shared_ptr<OpState>> waiting_;
+  std::deque<std::shared_ptr<OpState>> inflight_;
+  int backoff_attempt_ = 0;
+  std::mt19937_64 rng_;
+  std::vector<const char*> argv_;
+  std::vector<size_t> lens_;
+  const std::string eval_ = "EVAL";
+  const std::string evalsha_ = "EVALSHA";
+};
+
+// The subscriber: after the hello, (P)SUBSCRIBE; ready once every subscription is
+// confirmed. hiredis routes a PING reply on a subscribed connection nowhere, so the
+// health check re-issues PSUBSCRIBE of a private pattern: Redis confirms it on the same
+// connection, proving the subscribed socket is alive, and hiredis keeps no callback
+// queue for it (nothing grows).
+class SubscriberLink : public AsyncLink {
+ public:
+  SubscriberLink(uv_loop_t* loop, SubscriberOptions o,
+                 std::function<void(const PushMessage&)> on_message)
+      : AsyncLink(loop, o.link), sopts_(std::move(o)), on_message_(std::move(on_message)) {
+    std::random_device rd;
+    health_pattern_ = "__tierd:health:" + std::to_string(rd()) + std::to_string(rd());
+  }
+
+ protected:
+  bool on_connected() override {
+    expected_ = sopts_.patterns.size() + sopts_.channels.size() + 1;
+    confirmed_ = 0;
+    std::vector<std::string> p{"PSUBSCRIBE", health_pattern_};
+    p.insert(p.end(), sopts_.patterns.begin(), sopts_.patterns.end());
+    subscribe(p);
+    if (!sopts_.channels.empty()) {
+      std::vector<std::string> c{"SUBSCRIBE"};
+      c.insert(c.end(), sopts_.channels.begin(), sopts_.channels.end());
+      subscribe(c);
+    }
+    health_sent_ = {};
+    last_health_ = Clock::now();
+    return false;  // ready when every confirmation is in
+  }
+
+  bool healthy(Clock::time_point now) override {
+    if (health_sent_ != Clock::time_point{}) {
+      return now - health_sent_ < sopts_.health_timeout;
+    }
+    if (now - last_health_ >= sopts_.health_interval) {
+      health_sent_ = now;
+      subscribe({"PSUBSCRIBE", health_pattern_});
+    }
+    return true;
+  }
+
+ private:
+  void subscribe(const std::vector<std::string>& args) {
+    std::vector<const char*> argv;
+    std::vector<size_t> lens;
+    for (const auto& a : args) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    // Subscription callbacks persist in hiredis; privdata is unused (ac->data finds us).
+    redisAsyncCommandArgv(ac_, &SubscriberLink::on_push, nullptr, static_cast<int>(argv.size()),
+                          argv.data(), lens.data());
+  }
+
+  static void on_push(redisAsyncContext* ac, void* reply, void*) {
+    auto* self = static_cast<SubscriberLink*>(static_cast<AsyncLink*>(ac->data));
+    auto* r = static_cast<redisReply*>(reply);
+    if (self == nullptr || r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements < 3) {
+      return;
+    }
+    auto sv = [](const redisReply* e) {
+      return e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS
+                 ? std::string_view(e->str, e->len)
+                 : std::string_view();
+    };
+    std::string_view kind = sv(r->element[0]);
+    if (kind == "pmessage" && r->elements == 4) {
+      self->on_message_(PushMessage{sv(r->element[1]), sv(r->element[2]), sv(r->element[3])});
+    } else if (kind == "message") {
+      self->on_message_(PushMessage{{}, sv(r->element[1]), sv(r->element[2])});
+    } else if (kind == "psubscribe" || kind == "subscribe") {
+      if (self->state() == LinkState::ready) {
+        if (sv(r->element[1]) == self->health_pattern_) {
+          self->health_sent_ = {};
+          self->last_health_ = Clock::now();
+        }
+      } else if (++self->confirmed_ == self->expected_) {
+        self->become_ready();
+      }
+    }
+  }
+
+  SubscriberOptions sopts_;
+  std::function<void(const PushMessage&)> on_message_;
+  std::string health_pattern_;
+  std::size_t expected_ = 0;
+  std::size_t confirmed_ = 0;
+  Clock::time_point health_sent_{};
+  Clock::time_point last_health_{};
+};
+
+}  // namespace detail
+
+AsyncClient::AsyncClient(uv_loop_t* loop, AsyncOptions options)
+    : link_(std::make_shared<detail::AsyncLink>(loop, std::move(options))) {}
+AsyncClient::~AsyncClient() {
+  link_->close();
+}
+void AsyncClient::start() {
+  link_->start();
+}
+void AsyncClient::close() {
+  link_->close();
+}
+void AsyncClient::exec(std::vector<Command> commands, std::chrono::milliseconds timeout,
+                       std::function<void(Result<std::vector<Reply>>)> done) {
+  link_->exec(std::move(commands), timeout, std::move(done));
+}
+LinkState AsyncClient::state() const {
+  return link_->state();
+}
+void AsyncClient::on_state(StateCallback cb) {
+  link_->on_state(std::move(cb));
+}
+LinkCounters AsyncClient::counters() const {
+  return link_->counters();
+}
+std::size_t AsyncClient::pending() const {
+  return link_->pending();
+}
+uv_loop_t* AsyncClient::loop() const {
+  return link_->loop();
+}
+
+AsyncSubscriber::AsyncSubscriber(uv_loop_t* loop, SubscriberOptions options,
+                                 std::function<void(const PushMessage&)> on_message)
+    : link_(std::make_shared<detail::SubscriberLink>(loop, std::move(options),
+                                                     std::move(on_message))) {}
+AsyncSubscriber::~AsyncSubscriber() {
+  link_->close();
+}
+void AsyncSubscriber::start() {
+  link_->start();
+}
+void AsyncSubscriber::close() {
+  link_->close();
+}
+LinkState AsyncSubscriber::state() const {
+  return link_->state();
+}
+void AsyncSubscriber::on_state(StateCallback cb) {
+  link_->on_state(std::move(cb));
+}
+LinkCounters AsyncSubscriber::counters() const {
+  return link_->counters();
+}
+
+}  // namespace tier

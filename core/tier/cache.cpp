@@ -1,0 +1,313 @@
+#include "tier/cache.hpp"
+
+#include <random>
+
+#include "tier/keys.hpp"
+
+namespace tier {
+
+const char* to_string(Tier t) noexcept {
+  switch (t) {
+    case Tier::session:
+      return "session";
+    case Tier::project:
+      return "project";
+    case Tier::global:
+      return "global";
+  }
+  return "unknown";
+}
+
+std::optional<Tier> parse_tier(std::string_view s) noexcept {
+  if (s == "session") {
+    return Tier::session;
+  }
+  if (s == "project") {
+    return Tier::project;
+  }
+  if (s == "global") {
+    return Tier::global;
+  }
+  return std::nullopt;
+}
+
+Result<Json> decode_json(const std::string& text, std::string_view key) {
+  Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    return Error{ErrorKind::decode,
+                 "value of key '" + excerpt(key) + "' is not JSON: '" + excerpt(text, 40) + "'"};
+  }
+  return j;
+}
+
+Cache::Cache(CacheOptions options)
+    : options_(std::move(options)), counters_(std::make_shared<Counters>()) {
+  for (int i = 0; i < 3; ++i) {
+    counters_->hits[i] = 0;
+    counters_->misses[i] = 0;
+  }
+}
+
+TierKey Cache::make(Tier t, std::string key, std::optional<Error> invalid) const {
+  return TierKey{t, options_.prefix + key, std::move(invalid)};
+}
+
+TierKey Cache::session(std::string_view session_id, std::string_view key) const {
+  auto bad = check_id(session_id, "session_id");
+  if (!bad) {
+    bad = check_id(key, "key");
+  }
+  return make(Tier::session, "session:" + std::string(session_id) + ":" + std::string(key), bad);
+}
+
+TierKey Cache::project(std::string_view project_id, std::string_view key) const {
+  auto bad = check_id(project_id, "project_id");
+  if (!bad) {
+    bad = check_id(key, "key");
+  }
+  return make(Tier::project, "project:" + std::string(project_id) + ":" + std::string(key), bad);
+}
+
+TierKey Cache::global(std::string_view type, std::string_view identifier,
+                      std::string_view metric) const {
+  auto bad = check_id(type, "type");
+  if (!bad) {
+    bad = check_id(identifier, "identifier");
+  }
+  if (!bad) {
+    bad = check_id(metric, "metric");
+  }
+  return make(Tier::global,
+              std::string(type) + ":" + std::string(identifier) + ":" + std::string(metric), bad);
+}
+
+std::chrono::seconds Cache::default_ttl(Tier t) const {
+  switch (t) {
+    case Tier::session:
+      return options_.session_ttl;
+    case Tier::project:
+      return options_.project_ttl;
+    case Tier::global:
+      return options_.global_ttl;
+  }
+  return options_.global_ttl;
+}
+
+std::chrono::seconds Cache::effective_ttl(Tier t, std::optional<std::chrono::seconds> ttl) const {
+  std::chrono::seconds base = ttl.value_or(default_ttl(t));
+  if (options_.ttl_jitter <= 0.0 || base.count() <= 1) {
+    return base;
+  }
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::uniform_real_distribution<double> dist(0.0, options_.ttl_jitter);
+  auto extra = static_cast<long long>(static_cast<double>(base.count()) * dist(rng));
+  return base + std::chrono::seconds{extra};
+}
+
+Result<std::string> Cache::encode(const Json& value, std::string_view key) const {
+  std::string text;
+  try {
+    text = value.dump();
+  } catch (const Json::exception& e) {
+    return Error{ErrorKind::invalid, "value for key '" + excerpt(key) + "': " + e.what()};
+  }
+  if (options_.max_value_bytes != 0 && text.size() > options_.max_value_bytes) {
+    return Error{ErrorKind::invalid, "value for key '" + excerpt(key) + "' is " +
+                                         std::to_string(text.size()) + " bytes, over the " +
+                                         std::to_string(options_.max_value_bytes) + "-byte limit"};
+  }
+  return text;
+}
+
+Op<Unit> Cache::set(const TierKey& k, const Json& value,
+                    std::optional<std::chrono::seconds> ttl) const {
+  if (k.invalid) {
+    return Op<Unit>::fail(*k.invalid);
+  }
+  if (ttl && ttl->count() <= 0) {
+    return Op<Unit>::fail(
+        Error{ErrorKind::invalid, "ttl for key '" + excerpt(k.key) + "' must be positive"});
+  }
+  auto text = encode(value, k.key);
+  if (!text.ok()) {
+    return Op<Unit>::fail(text.error());
+  }
+  auto t = effective_ttl(k.tier, ttl);
+  return single<Unit>(
+      Command::of({"SET", k.key, std::move(text).value(), "EX", std::to_string(t.count())}),
+      [key = k.key](Reply&& r) { return decode_ok(std::move(r), "SET " + excerpt(key)); });
+}
+
+Op<std::optional<Json>> Cache::get(const TierKey& k) const {
+  using T = std::optional<Json>;
+  if (k.invalid) {
+    return Op<T>::fail(*k.invalid);
+  }
+  return single<T>(Command::of({"GET", k.key}),
+                   [key = k.key, tier = k.tier, c = counters_](Reply&& r) -> Result<T> {
+                     auto s = decode_optional_string(std::move(r), "GET " + excerpt(key));
+                     if (!s.ok()) {
+                       return s.error();
+                     }
+                     auto i = static_cast<int>(tier);
+                     if (!s->has_value()) {
+                       ++c->misses[i];
+                       return T{};
+                     }
+                     ++c->hits[i];
+                     auto j = decode_json(**s, key);
+                     if (!j.ok()) {
+                       return j.error();
+                     }
+                     return T{std::move(j).value()};
+                   });
+}
+
+Op<bool> Cache::del(const TierKey& k) const {
+  if (k.invalid) {
+    return Op<bool>::fail(*k.invalid);
+  }
+  return single<bool>(Command::of({"UNLINK", k.key}), [key = k.key](Reply&& r) -> Result<bool> {
+    auto n = decode_integer(std::move(r), "UNLINK " + excerpt(key));
+    if (!n.ok()) {
+      return n.error();
+    }
+    return *n > 0;
+  });
+}
+
+Op<bool> Cache::exists(const TierKey& k) const {
+  if (k.invalid) {
+    return Op<bool>::fail(*k.invalid);
+  }
+  return single<bool>(Command::of({"EXISTS", k.key}), [key = k.key](Reply&& r) -> Result<bool> {
+    auto n = decode_integer(std::move(r), "EXISTS " + excerpt(key));
+    if (!n.ok()) {
+      return n.error();
+    }
+    return *n > 0;
+  });
+}
+
+Op<std::optional<std::chrono::seconds>> Cache::ttl(const TierKey& k) const {
+  using T = std::optional<std::chrono::seconds>;
+  if (k.invalid) {
+    return Op<T>::fail(*k.invalid);
+  }
+  return single<T>(Command::of({"TTL", k.key}), [key = k.key](Reply&& r) -> Result<T> {
+    auto n = decode_integer(std::move(r), "TTL " + excerpt(key));
+    if (!n.ok()) {
+      return n.error();
+    }
+    if (*n == -2) {
+      return T{};
+    }
+    return T{std::chrono::seconds{*n}};
+  });
+}
+
+Op<Unit> Cache::mset(const std::vector<BatchItem>& items) const {
+  Op<Unit> op;
+  op.commands.reserve(items.size());
+  std::vector<std::string> keys;
+  keys.reserve(items.size());
+  for (const auto& item : items) {
+    if (item.key.invalid) {
+      return Op<Unit>::fail(*item.key.invalid);
+    }
+    if (item.ttl && item.ttl->count() <= 0) {
+      return Op<Unit>::fail(Error{ErrorKind::invalid,
+                                  "ttl for key '" + excerpt(item.key.key) + "' must be positive"});
+    }
+    auto text = encode(item.value, item.key.key);
+    if (!text.ok()) {
+      return Op<Unit>::fail(text.error());
+    }
+    auto t = effective_ttl(item.key.tier, item.ttl);
+    op.commands.push_back(Command::of(
+        {"SET", item.key.key, std::move(text).value(), "EX", std::to_string(t.count())}));
+    keys.push_back(item.key.key);
+  }
+  op.decode = [keys = std::move(keys)](std::vector<Reply>&& replies) -> Result<Unit> {
+    for (std::size_t i = 0; i < replies.size(); ++i) {
+      if (auto r = decode_ok(std::move(replies[i]), "SET " + excerpt(keys[i])); !r.ok()) {
+        return r.error();
+      }
+    }
+    return Unit{};
+  };
+  return op;
+}
+
+Op<std::vector<std::optional<Json>>> Cache::mget(const std::vector<TierKey>& keys) const {
+  using T = std::vector<std::optional<Json>>;
+  if (keys.empty()) {
+    Op<T> op;
+    op.decode = [](std::vector<Reply>&&) -> Result<T> { return T{}; };
+    return op;
+  }
+  std::vector<std::string> args{"MGET"};
+  std::vector<std::pair<std::string, Tier>> meta;
+  for (const auto& k : keys) {
+    if (k.invalid) {
+      return Op<T>::fail(*k.invalid);
+    }
+    args.push_back(k.key);
+    meta.emplace_back(k.key, k.tier);
+  }
+  return single<T>(Command::of(std::move(args)),
+                   [meta = std::move(meta), c = counters_](Reply&& r) -> Result<T> {
+                     if (!r.is_array() || r.elements.size() != meta.size()) {
+                       return reply_error(r, "MGET");
+                     }
+                     T out;
+                     out.reserve(meta.size());
+                     for (std::size_t i = 0; i < meta.size(); ++i) {
+                       Reply& e = r.elements[i];
+                       auto t = static_cast<int>(meta[i].second);
+                       if (e.is_nil()) {
+                         ++c->misses[t];
+                         out.emplace_back();
+                         continue;
+                       }
+                       ++c->hits[t];
+                       auto j = decode_json(e.str, meta[i].first);
+                       if (!j.ok()) {
+                         return j.error();
+                       }
+                       out.emplace_back(std::move(j).value());
+                     }
+                     return out;
+                   });
+}
+
+std::string Cache::session_pattern(std::string_view session_id) const {
+  return glob_escape(options_.prefix) + "session:" + glob_escape(session_id) + ":*";
+}
+
+std::string Cache::project_pattern(std::string_view project_id) const {
+  return glob_escape(options_.prefix) + "project:" + glob_escape(project_id) + ":*";
+}
+
+CacheStats Cache::stats() const {
+  CacheStats s;
+  for (int i = 0; i < 3; ++i) {
+    s.hits[i] = counters_->hits[i].load();
+    s.misses[i] = counters_->misses[i].load();
+  }
+  return s;
+}
+
+void Cache::reset_stats() {
+  for (int i = 0; i < 3; ++i) {
+    counters_->hits[i] = 0;
+    counters_->misses[i] = 0;
+  }
+}
+
+void Cache::count(Tier t, bool hit) const {
+  auto i = static_cast<int>(t);
+  ++(hit ? counters_->hits[i] : counters_->misses[i]);
+}
+
+}  // namespace tier

@@ -1,0 +1,130 @@
+#include "tier/endpoint.hpp"
+
+#include <cstdlib>
+#include <string_view>
+
+#include "tier/errors.hpp"
+
+namespace tier {
+namespace {
+
+int parse_int(std::string_view s, const std::string& url, const char* what, int lo, int hi) {
+  if (s.empty() || s.size() > 9) {
+    throw InvalidArgument("redis url '" + url + "': bad " + what);
+  }
+  int v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') {
+      throw InvalidArgument("redis url '" + url + "': bad " + what);
+    }
+    v = v * 10 + (c - '0');
+  }
+  if (v < lo || v > hi) {
+    throw InvalidArgument("redis url '" + url + "': " + what + " out of range");
+  }
+  return v;
+}
+
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    auto hex = [](char c) {
+      return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    };
+    if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) && hex(s[i + 2])) {
+      out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+RedisEndpoint RedisEndpoint::parse(const std::string& url) {
+  RedisEndpoint ep;
+  // The URL itself is never echoed with its password: errors show a redacted form.
+  std::string shown = url;
+  if (auto at = shown.rfind('@'); at != std::string::npos) {
+    if (auto scheme = shown.find("://"); scheme != std::string::npos && scheme < at) {
+      shown = shown.substr(0, scheme + 3) + "***" + shown.substr(at);
+    }
+  }
+  std::string_view rest(url);
+  if (rest.starts_with("unix://")) {
+    rest.remove_prefix(7);
+    if (auto q = rest.find("?db="); q != std::string_view::npos) {
+      ep.db = parse_int(rest.substr(q + 4), shown, "db", 0, 1 << 20);
+      rest = rest.substr(0, q);
+    }
+    if (rest.empty() || rest.front() != '/') {
+      throw InvalidArgument("redis url '" + shown + "': unix socket path must be absolute");
+    }
+    ep.unix_path = std::string(rest);
+  } else if (rest.starts_with("redis://")) {
+    rest.remove_prefix(8);
+    if (auto at = rest.rfind('@'); at != std::string_view::npos) {
+      std::string_view auth = rest.substr(0, at);
+      rest.remove_prefix(at + 1);
+      if (auto colon = auth.find(':'); colon != std::string_view::npos) {
+        ep.user = percent_decode(auth.substr(0, colon));
+        ep.password = percent_decode(auth.substr(colon + 1));
+      } else {
+        ep.password = percent_decode(auth);  // redis://password@host, as redis-py accepts
+      }
+    }
+    if (auto slash = rest.find('/'); slash != std::string_view::npos) {
+      if (slash + 1 < rest.size()) {
+        ep.db = parse_int(rest.substr(slash + 1), shown, "db", 0, 1 << 20);
+      }
+      rest = rest.substr(0, slash);
+    }
+    std::string_view hostport = rest;
+    if (hostport.starts_with("[")) {  // [::1]:6379
+      auto close = hostport.find(']');
+      if (close == std::string_view::npos) {
+        throw InvalidArgument("redis url '" + shown + "': unterminated [ in host");
+      }
+      ep.host = std::string(hostport.substr(1, close - 1));
+      hostport.remove_prefix(close + 1);
+      if (hostport.starts_with(":")) {
+        ep.port = parse_int(hostport.substr(1), shown, "port", 1, 65535);
+      }
+    } else if (auto colon = hostport.rfind(':'); colon != std::string_view::npos) {
+      ep.host = std::string(hostport.substr(0, colon));
+      ep.port = parse_int(hostport.substr(colon + 1), shown, "port", 1, 65535);
+    } else if (!hostport.empty()) {
+      ep.host = std::string(hostport);
+    }
+    if (ep.host.empty()) {
+      throw InvalidArgument("redis url '" + shown + "': empty host");
+    }
+  } else {
+    throw InvalidArgument("redis url '" + shown + "': must start with redis:// or unix://");
+  }
+  if (ep.password.empty()) {
+    for (const char* var : {"TIERD_REDIS_PASSWORD", "REDISCLI_AUTH"}) {
+      if (const char* v = std::getenv(var); v != nullptr && *v != '\0') {
+        ep.password = v;
+        break;
+      }
+    }
+  }
+  return ep;
+}
+
+std::string RedisEndpoint::redacted() const {
+  std::string auth;
+  if (!user.empty() || !password.empty()) {
+    auth = (user.empty() ? std::string() : user + ":") + (password.empty() ? "" : "***") + "@";
+  }
+  if (!unix_path.empty()) {
+    return "unix://" + auth + unix_path + (db != 0 ? "?db=" + std::to_string(db) : "");
+  }
+  std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  return "redis://" + auth + h + ":" + std::to_string(port) + "/" + std::to_string(db);
+}
+
+}  // namespace tier

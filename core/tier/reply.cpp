@@ -1,0 +1,119 @@
+#include "tier/reply.hpp"
+
+#include <hiredis/hiredis.h>
+
+#include "tier/op.hpp"
+
+namespace tier {
+
+Reply Reply::from_hiredis(const redisReply* r) {
+  Reply out;
+  if (r == nullptr) {
+    return out;
+  }
+  switch (r->type) {
+    case REDIS_REPLY_STRING:
+      out.type = Type::string;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_STATUS:
+      out.type = Type::status;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_ERROR:
+      out.type = Type::error;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.type = Type::integer;
+      out.integer = r->integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.type = Type::array;
+      out.elements.reserve(r->elements);
+      for (size_t i = 0; i < r->elements; ++i) {
+        out.elements.push_back(from_hiredis(r->element[i]));
+      }
+      break;
+    default:
+      out.type = Type::nil;
+  }
+  return out;
+}
+
+const char* Reply::type_name() const noexcept {
+  switch (type) {
+    case Type::nil:
+      return "nil";
+    case Type::string:
+      return "string";
+    case Type::status:
+      return "status";
+    case Type::error:
+      return "error";
+    case Type::integer:
+      return "integer";
+    case Type::array:
+      return "array";
+  }
+  return "unknown";
+}
+
+Command Command::eval(const Script& s, const std::vector<std::string>& keys,
+                      const std::vector<std::string>& argv) {
+  Command c;
+  c.script = &s;
+  c.args.reserve(1 + keys.size() + argv.size());
+  c.args.push_back(std::to_string(keys.size()));
+  c.args.insert(c.args.end(), keys.begin(), keys.end());
+  c.args.insert(c.args.end(), argv.begin(), argv.end());
+  return c;
+}
+
+Error reply_error(const Reply& r, std::string_view what) {
+  if (r.is_error()) {
+    return Error{ErrorKind::reply, std::string(what) + ": " + r.str};
+  }
+  return Error{ErrorKind::protocol, std::string(what) + ": unexpected " + r.type_name() + " reply"};
+}
+
+Result<Unit> decode_ok(Reply&& r, std::string_view what) {
+  if (r.type == Reply::Type::status) {
+    return Unit{};
+  }
+  return reply_error(r, what);
+}
+
+Result<long long> decode_integer(Reply&& r, std::string_view what) {
+  if (r.is_integer()) {
+    return r.integer;
+  }
+  return reply_error(r, what);
+}
+
+Result<std::optional<std::string>> decode_optional_string(Reply&& r, std::string_view what) {
+  if (r.is_nil()) {
+    return std::optional<std::string>{};
+  }
+  if (r.is_string() || r.type == Reply::Type::status) {
+    return std::optional<std::string>{std::move(r.str)};
+  }
+  return reply_error(r, what);
+}
+
+Result<std::string> decode_string(Reply&& r, std::string_view what) {
+  if (r.is_string() || r.type == Reply::Type::status) {
+    return std::move(r.str);
+  }
+  return reply_error(r, what);
+}
+
+Op<Reply> raw(std::vector<std::string> args) {
+  if (args.empty()) {
+    return Op<Reply>::fail(Error{ErrorKind::invalid, "command: no arguments"});
+  }
+  return single<Reply>(Command::of(std::move(args)),
+                       [](Reply&& r) -> Result<Reply> { return std::move(r); });
+}
+
+}  // namespace tier

@@ -1,0 +1,191 @@
+// Transport behaviour: pipelines, AUTH, EVALSHA/NOSCRIPT, deadlines on a server that
+// stops answering, reconnect after a restart.
+#include <catch2/catch.hpp>
+
+#include "support/helpers.hpp"
+#include "support/servers.hpp"
+#include "tier/cache.hpp"
+#include "tier/scan_delete.hpp"
+
+using namespace std::chrono_literals;
+using tiertest::Runner;
+
+TEST_CASE("Pipeline: many ops, one round trip, each result to its callback", "[client]") {
+  auto& redis = tiertest::redis();
+  tiertest::TestKeys keys(redis.client(), "pipe");
+  tier::Cache cache({.prefix = keys.prefix()});
+  tier::Client client(redis.url());
+  tier::Pipeline p;
+  int ok = 0;
+  for (int i = 0; i < 50; ++i) {
+    p.add(cache.set(cache.session("s", std::to_string(i)), i),
+          [&](tier::Result<tier::Unit> r) { ok += r.ok(); });
+  }
+  std::optional<tier::Result<std::optional<tier::Json>>> bad;
+  p.add(cache.get(cache.session("", "x")), [&](auto r) { bad.emplace(std::move(r)); });
+  auto before = redis.client().run(tier::raw({"INFO", "stats"})).str;
+  p.run(client);
+  CHECK(ok == 50);
+  REQUIRE(bad.has_value());
+  CHECK_FALSE(bad->ok());
+  CHECK(p.size() == 0);
+}
+
+TEST_CASE("AUTH with a password from the URL or the environment; never in errors", "[client]") {
+  tiertest::RedisServer secured({.password = "s3cret-pw"});
+  for (auto kind : {Runner::Kind::sync, Runner::Kind::async}) {
+    Runner ok(kind, "redis://:s3cret-pw@127.0.0.1:" + std::to_string(secured.port()));
+    CHECK(ok.run(tier::raw({"PING"})).ok());
+  }
+  ::setenv("TIERD_REDIS_PASSWORD", "s3cret-pw", 1);
+  {
+    tier::Client env_client("redis://127.0.0.1:" + std::to_string(secured.port()));
+    CHECK(env_client.try_run(tier::raw({"PING"})).ok());
+  }
+  ::unsetenv("TIERD_REDIS_PASSWORD");
+  tier::Client wrong("redis://:nope-pw@127.0.0.1:" + std::to_string(secured.port()));
+  auto r = wrong.try_run(tier::raw({"PING"}));
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().kind == tier::ErrorKind::reply);
+  CHECK_THAT(r.error().message, !Catch::Contains("nope-pw"));
+}
+
+TEST_CASE("Scripts: EVALSHA, and EVAL when the script cache was flushed", "[client][lua]") {
+  auto& redis = tiertest::redis();
+  for (auto kind : {Runner::Kind::sync, Runner::Kind::async}) {
+    Runner run(kind, redis.url());
+    INFO(run.name());
+    tiertest::TestKeys keys(redis.client(), "lua");
+    redis.client().run(tier::raw({"SET", keys("a"), "1"}));
+    redis.client().run(tier::raw({"SCRIPT", "FLUSH"}));
+    auto step = run.run(tier::scan_unlink_step("0", keys.prefix() + "*", 1000));
+    REQUIRE(step.ok());
+    // The fallback EVAL loaded the script again: its SHA is known to Redis now.
+    auto exists =
+        redis.client().run(tier::raw({"SCRIPT", "EXISTS", tier::script("scan_unlink").sha1}));
+    CHECK(exists.elements.at(0).integer == 1);
+  }
+}
+
+TEST_CASE("AsyncClient: a server that stops answering fails ops with timeout, then recovers",
+          "[async][fault]") {
+  tiertest::RedisServer server;
+  tiertest::TestLoop loop;
+  tier::AsyncOptions o;
+  o.endpoint = tier::RedisEndpoint::parse(server.url());
+  o.command_timeout = 300ms;
+  o.connect_timeout = 300ms;
+  o.reconnect_min = 20ms;
+  o.reconnect_max = 100ms;
+  tier::AsyncClient client(loop.get(), o);
+  std::vector<tier::LinkState> states;
+  client.on_state([&](tier::LinkState s, const std::string&) { states.push_back(s); });
+  client.start();
+  REQUIRE(loop.run_until([&] { return client.state() == tier::LinkState::ready; }));
+
+  server.pause();
+  std::optional<tier::Result<tier::Reply>> r;
+  auto t0 = std::chrono::steady_clock::now();
+  client.run(tier::raw({"PING"}), [&](auto res) { r.emplace(std::move(res)); });
+  REQUIRE(loop.run_until([&] { return r.has_value(); }, 3s));
+  auto took = std::chrono::steady_clock::now() - t0;
+  REQUIRE_FALSE(r->ok());
+  CHECK(r->error().kind == tier::ErrorKind::timeout);
+  CHECK(took < 1s);
+  CHECK(client.counters().timeouts >= 1);
+  CHECK(client.state() != tier::LinkState::ready);
+
+  server.resume();
+  REQUIRE(loop.run_until([&] { return client.state() == tier::LinkState::ready; }, 5s));
+  std::optional<tier::Result<tier::Reply>> r2;
+  client.run(tier::raw({"PING"}), [&](auto res) { r2.emplace(std::move(res)); });
+  REQUIRE(loop.run_until([&] { return r2.has_value(); }));
+  CHECK(r2->ok());
+}
+
+TEST_CASE("AsyncClient: reconnects after a restart; ops queued meanwhile run or time out",
+          "[async][fault]") {
+  tiertest::RedisServer server;
+  tiertest::TestLoop loop;
+  tier::AsyncOptions o;
+  o.endpoint = tier::RedisEndpoint::parse(server.url());
+  o.command_timeout = 3s;
+  o.reconnect_min = 20ms;
+  o.reconnect_max = 200ms;
+  tier::AsyncClient client(loop.get(), o);
+  client.start();
+  REQUIRE(loop.run_until([&] { return client.state() == tier::LinkState::ready; }));
+  server.stop();
+  REQUIRE(loop.run_until([&] { return client.state() != tier::LinkState::ready; }));
+  std::optional<tier::Result<tier::Reply>> queued;
+  client.run(tier::raw({"SET", "after-restart", "1"}),
+             [&](auto r) { queued.emplace(std::move(r)); });
+  server.start();
+  REQUIRE(loop.run_until([&] { return queued.has_value(); }, 5s));
+  CHECK(queued->ok());
+  CHECK(client.counters().connects >= 2);
+  CHECK(server.client().run(tier::raw({"GET", "after-restart"})).str == "1");
+
+  // With nobody listening, a queued op fails by its own deadline, not never.
+  server.stop();
+  REQUIRE(loop.run_until([&] { return client.state() != tier::LinkState::ready; }));
+  std::optional<tier::Result<tier::Reply>> lost;
+  tier::Op<tier::Reply> op = tier::raw({"PING"});
+  op.timeout = 200ms;
+  client.run(std::move(op), [&](auto r) { lost.emplace(std::move(r)); });
+  REQUIRE(loop.run_until([&] { return lost.has_value(); }, 3s));
+  CHECK(lost->error().kind == tier::ErrorKind::timeout);
+}
+
+TEST_CASE("AsyncClient: close() fails pending ops with closed; nothing hangs", "[async]") {
+  tiertest::RedisServer server;
+  tiertest::TestLoop loop;
+  tier::AsyncOptions o;
+  o.endpoint = tier::RedisEndpoint::parse(server.url());
+  auto client = std::make_unique<tier::AsyncClient>(loop.get(), o);
+  client->start();
+  REQUIRE(loop.run_until([&] { return client->state() == tier::LinkState::ready; }));
+  server.pause();
+  int failed = 0;
+  for (int i = 0; i < 10; ++i) {
+    client->run(tier::raw({"PING"}), [&](auto r) { failed += !r.ok(); });
+  }
+  client.reset();  // closes
+  CHECK(failed == 10);
+  server.resume();
+}
+
+TEST_CASE("Client: bounded pool, stale connections replaced after a restart", "[client][fault]") {
+  tiertest::RedisServer server;
+  tier::ClientOptions o;
+  o.endpoint = tier::RedisEndpoint::parse(server.url());
+  o.pool_size = 2;
+  tier::Client client(o);
+  REQUIRE(client.try_run(tier::raw({"PING"})).ok());
+  server.restart();
+  // The pooled connection died with the old server; the call still succeeds.
+  auto r = client.try_run(tier::raw({"PING"}));
+  CHECK(r.ok());
+  server.stop();
+  auto down = client.try_run(tier::raw({"PING"}));
+  REQUIRE_FALSE(down.ok());
+  CHECK(down.error().kind == tier::ErrorKind::io);
+  CHECK_THAT(down.error().message, Catch::Contains("127.0.0.1"));
+}
+
+TEST_CASE("Client: a server that stops answering times out the command", "[client][fault]") {
+  tiertest::RedisServer server;
+  tier::ClientOptions o;
+  o.endpoint = tier::RedisEndpoint::parse(server.url());
+  o.command_timeout = 200ms;
+  tier::Client client(o);
+  REQUIRE(client.try_run(tier::raw({"PING"})).ok());
+  server.pause();
+  auto r = client.try_run(tier::raw({"PING"}));
+  CHECK_THROWS_AS(client.run(tier::raw({"PING"})), tier::TimeoutError);
+  server.resume();
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().kind == tier::ErrorKind::timeout);
+  // The timed-out connections were dropped; a new one works.
+  CHECK(client.try_run(tier::raw({"PING"})).ok());
+}
