@@ -1,0 +1,125 @@
+#pragma once
+// The handler framework (DESIGN §2). A handler gets each event it subscribed to as an
+// immutable, already parsed Event and answers Ok / Retry / Fail through a callback; the
+// core owns queues, concurrency, retries and backoff. Handlers reach the world only through
+// Context (async Redis, PostgreSQL, timers, metrics, logger): they never include <uv.h> or
+// hiredis headers.
+//
+// A handler type registers one Factory in handlers/registry.cpp. The factory validates the
+// handler's YAML section up front (throwing ConfigError with the YAML path and line) and
+// returns a Builder, a closure over the validated settings that builds the handler once the
+// daemon has a loop and connections. So `tierd --check-config` runs every factory without
+// connecting anywhere.
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config/error.hpp"
+
+namespace YAML {
+class Node;
+}
+namespace spdlog {
+class logger;
+}
+namespace tier {
+class AsyncClient;
+class PgConn;
+namespace metrics {
+class Registry;
+}
+}  // namespace tier
+
+namespace tierd {
+
+/// One pub/sub message, parsed once and shared by every handler it is routed to.
+struct Event {
+  std::string channel;  ///< e.g. "events:version_promoted"
+  std::string pattern;  ///< the subscription pattern it matched, e.g. "events:*"
+  nlohmann::json body;  ///< always a JSON object
+  std::size_t raw_bytes = 0;
+  std::chrono::system_clock::time_point received;
+  std::optional<std::string> id;  ///< the envelope's "id" field when it is a string
+};
+
+struct HandlerResult {
+  enum class Kind { ok, retry, fail };
+  Kind kind = Kind::ok;
+  std::string detail;  ///< why, for retry/fail (logged, rate-limited; never secrets)
+
+  static HandlerResult ok() { return {Kind::ok, {}}; }
+  static HandlerResult retry(std::string why) { return {Kind::retry, std::move(why)}; }
+  static HandlerResult fail(std::string why) { return {Kind::fail, std::move(why)}; }
+};
+
+/// Called exactly once per handle().
+using Done = std::function<void(HandlerResult)>;
+
+class Handler {
+ public:
+  virtual ~Handler() = default;
+
+  /// Called once on the loop before the first event.
+  virtual void start() {}
+  /// Processes one event; calls `done` exactly once, now or later (on the loop).
+  virtual void handle(std::shared_ptr<const Event> event, Done done) = 0;
+  /// Stop: the core sends no more events. Call `drained` once no work of this handler
+  /// remains (background jobs included). The default has nothing in the background.
+  virtual void stop(std::function<void()> drained) { drained(); }
+  /// Top-level body fields every routed event must carry; events lacking one are
+  /// rejected by the core (counted as missing_field) and never reach handle().
+  virtual std::vector<std::string> required_fields() const { return {}; }
+};
+
+/// A running timer; cancel() (or destroying the handle) stops it. Safe to cancel twice.
+class Timer {
+ public:
+  virtual ~Timer() = default;
+  virtual void cancel() = 0;
+};
+using TimerHandle = std::unique_ptr<Timer>;
+
+/// What a handler may use. Owned by the daemon; outlives every handler it built.
+class Context {
+ public:
+  virtual ~Context() = default;
+
+  virtual tier::AsyncClient& redis() = 0;
+  /// PostgreSQL connection, or nullptr when no postgres is configured.
+  virtual tier::PgConn* postgres() = 0;
+  /// Runs `cb` after `delay`, then every `repeat` when repeat > 0. The callback runs on the
+  /// loop; it must not outlive what it captures, so handlers cancel their timers in stop().
+  virtual TimerHandle start_timer(std::chrono::milliseconds delay, std::chrono::milliseconds repeat,
+                                  std::function<void()> cb) = 0;
+  virtual tier::metrics::Registry& metrics() = 0;
+  virtual spdlog::logger& log() = 0;
+  /// "host:pid", for leader locks and consumer names.
+  virtual const std::string& instance_id() const = 0;
+  /// Prefix that stands before every key this daemon touches (DESIGN §4); may be empty.
+  virtual const std::string& key_prefix() const = 0;
+  /// This handler instance's configured name (for metric labels and log lines).
+  virtual const std::string& handler_name() const = 0;
+};
+
+using Builder = std::function<std::unique_ptr<Handler>(Context&)>;
+/// Validates `section` (the whole handler mapping, common keys included, found at
+/// `yaml_path` e.g. "handlers[1]") and returns the builder. Throws ConfigError.
+using Factory = std::function<Builder(const YAML::Node& section, const std::string& yaml_path)>;
+
+/// Keys every handler section may carry, read by the core (name, type, on, max_concurrency,
+/// queue_limit, max_attempts, retry_backoff_ms). Factories accept them plus their own.
+const std::vector<std::string>& common_handler_keys();
+
+/// The registry: handler type -> factory. nullptr for an unknown type.
+const Factory* find_factory(const std::string& type);
+/// Every registered type name, for error messages.
+std::vector<std::string> handler_types();
+
+}  // namespace tierd
