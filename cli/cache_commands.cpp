@@ -1,0 +1,196 @@
+// get / set / del / mget: the three cache tiers (DESIGN §4) through tier::Cache.
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "context.hpp"
+#include "tier/errors.hpp"
+
+namespace tierctl {
+namespace {
+
+const std::vector<std::string> kTiers{"session", "project", "global"};
+
+const char* kKeyParts =
+    "session/project: ID KEY; global: TYPE IDENTIFIER METRIC "
+    "(key session:{ID}:{KEY}, project:{ID}:{KEY} or {TYPE}:{IDENTIFIER}:{METRIC})";
+
+std::size_t parts_of(tier::Tier t) {
+  return t == tier::Tier::global ? 3 : 2;
+}
+
+tier::Tier tier_of(const std::string& name) {
+  auto t = tier::parse_tier(name);
+  if (!t) {
+    throw tier::InvalidArgument("unknown tier '" + name + "' (session, project or global)");
+  }
+  return *t;
+}
+
+tier::TierKey make_key(const tier::Cache& cache, tier::Tier t, const std::string* p) {
+  switch (t) {
+    case tier::Tier::session:
+      return cache.session(p[0], p[1]);
+    case tier::Tier::project:
+      return cache.project(p[0], p[1]);
+    case tier::Tier::global:
+      return cache.global(p[0], p[1], p[2]);
+  }
+  throw tier::InvalidArgument("unknown tier");
+}
+
+/// The key named by exactly the tier's number of parts (plus `extra` trailing arguments).
+tier::TierKey key_from(const tier::Cache& cache, tier::Tier t, const std::vector<std::string>& args,
+                       std::size_t extra, const char* usage) {
+  if (args.size() != parts_of(t) + extra) {
+    throw tier::InvalidArgument(std::string("the ") + tier::to_string(t) + " tier takes " + usage);
+  }
+  return make_key(cache, t, args.data());
+}
+
+CLI::Option* add_tier_option(CLI::App* cmd, std::string& tier) {
+  return cmd->add_option("--tier,-t", tier, "Cache tier: session, project or global")
+      ->required()
+      ->check(CLI::IsMember(kTiers));
+}
+
+}  // namespace
+
+void add_cache_commands(CLI::App& app, Context& ctx) {
+  // The CLI11 objects hold references into these; they live as long as the app.
+  struct Args {
+    std::string tier;
+    std::vector<std::string> parts;
+    long long ttl_s = 0;
+  };
+
+  {
+    auto* cmd = app.add_subcommand("get", "Print a cached JSON value (exit 1 when absent)");
+    auto a = std::make_shared<Args>();
+    add_tier_option(cmd, a->tier);
+    cmd->add_option("KEY", a->parts, kKeyParts)->required();
+    ctx.on_run(cmd, [&ctx, a] {
+      auto t = tier_of(a->tier);
+      auto k = key_from(ctx.cache(), t, a->parts, 0,
+                        t == tier::Tier::global ? "TYPE IDENTIFIER METRIC" : "ID KEY");
+      auto v = ctx.client().run(ctx.cache().get(k));
+      if (ctx.options.json) {
+        Json out{{"key", k.key}, {"tier", a->tier}, {"found", v.has_value()}};
+        if (v) {
+          out["value"] = *v;
+        }
+        Context::print_json(out);
+      } else if (v) {
+        Context::print_json(*v);
+      }
+      if (!v) {
+        std::cerr << "tierctl: key '" << k.key << "' not found\n";
+        return kNotFound;
+      }
+      return kOk;
+    });
+  }
+
+  {
+    auto* cmd = app.add_subcommand("set", "Store a JSON value with the tier's TTL (or --ttl)");
+    auto a = std::make_shared<Args>();
+    add_tier_option(cmd, a->tier);
+    cmd->add_option("KEY_VALUE", a->parts, std::string(kKeyParts) + ", then VALUE_JSON")
+        ->required();
+    cmd->add_option("--ttl", a->ttl_s,
+                    "Expiry in seconds (default: session 300, project 3600, global 86400)")
+        ->check(CLI::PositiveNumber);
+    ctx.on_run(cmd, [&ctx, a] {
+      auto t = tier_of(a->tier);
+      auto k = key_from(
+          ctx.cache(), t, a->parts, 1,
+          t == tier::Tier::global ? "TYPE IDENTIFIER METRIC VALUE_JSON" : "ID KEY VALUE_JSON");
+      Json value = parse_json_arg(a->parts.back(), "VALUE_JSON");
+      std::optional<std::chrono::seconds> ttl;
+      if (a->ttl_s > 0) {
+        ttl = std::chrono::seconds{a->ttl_s};
+      }
+      // Cache::set uses the same rule; computing it here lets us report it.
+      auto effective = ctx.cache().effective_ttl(t, ttl);
+      ctx.client().run(ctx.cache().set(k, value, effective));
+      if (ctx.options.json) {
+        Context::print_json({{"key", k.key}, {"tier", a->tier}, {"ttl_s", effective.count()}});
+      } else {
+        std::cout << "OK\n";
+      }
+      return kOk;
+    });
+  }
+
+  {
+    auto* cmd = app.add_subcommand("del", "Delete a cached value (UNLINK)");
+    auto a = std::make_shared<Args>();
+    add_tier_option(cmd, a->tier);
+    cmd->add_option("KEY", a->parts, kKeyParts)->required();
+    ctx.on_run(cmd, [&ctx, a] {
+      auto t = tier_of(a->tier);
+      auto k = key_from(ctx.cache(), t, a->parts, 0,
+                        t == tier::Tier::global ? "TYPE IDENTIFIER METRIC" : "ID KEY");
+      bool existed = ctx.client().run(ctx.cache().del(k));
+      if (ctx.options.json) {
+        Context::print_json({{"key", k.key}, {"deleted", existed}});
+      } else {
+        std::cout << (existed ? "deleted" : "absent") << '\n';
+      }
+      return kOk;
+    });
+  }
+
+  {
+    auto* cmd = app.add_subcommand(
+        "mget",
+        "Print several values of one session/project (or global TYPE IDENTIFIER) in one MGET");
+    auto a = std::make_shared<Args>();
+    add_tier_option(cmd, a->tier);
+    cmd->add_option("KEYS", a->parts,
+                    "session/project: ID KEY...; global: TYPE IDENTIFIER METRIC...")
+        ->required();
+    ctx.on_run(cmd, [&ctx, a] {
+      auto t = tier_of(a->tier);
+      std::size_t fixed = parts_of(t) - 1;
+      if (a->parts.size() < fixed + 1) {
+        throw tier::InvalidArgument(
+            std::string("mget on the ") + tier::to_string(t) + " tier takes " +
+            (t == tier::Tier::global ? "TYPE IDENTIFIER METRIC..." : "ID KEY..."));
+      }
+      std::vector<tier::TierKey> keys;
+      for (std::size_t i = fixed; i < a->parts.size(); ++i) {
+        std::string p[3];
+        for (std::size_t j = 0; j < fixed; ++j) {
+          p[j] = a->parts[j];
+        }
+        p[fixed] = a->parts[i];
+        keys.push_back(make_key(ctx.cache(), t, p));
+      }
+      auto values = ctx.client().run(ctx.cache().mget(keys));
+      if (ctx.options.json) {
+        Json out = Json::array();
+        for (std::size_t i = 0; i < keys.size(); ++i) {
+          Json e{{"key", keys[i].key}, {"found", values[i].has_value()}};
+          if (values[i]) {
+            e["value"] = *values[i];
+          }
+          out.push_back(std::move(e));
+        }
+        Context::print_json(out);
+      } else {
+        // One line per key, in order; "(nil)" for a missing key, as redis-cli prints it.
+        for (auto& v : values) {
+          if (v) {
+            Context::print_json(*v);
+          } else {
+            std::cout << "(nil)\n";
+          }
+        }
+      }
+      return kOk;
+    });
+  }
+}
+
+}  // namespace tierctl

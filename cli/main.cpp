@@ -1,0 +1,91 @@
+// tierctl: every libtier capability from the shell (DESIGN §6). Errors go to stderr as one
+// line "tierctl: <message>"; the exit code says what kind of failure it was.
+
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <iostream>
+
+#include "context.hpp"
+#include "tier/errors.hpp"
+
+namespace {
+
+int fail(int code, const std::string& message) {
+  std::cerr << "tierctl: " << message << '\n';
+  return code;
+}
+
+std::string default_url() {
+  const char* env = std::getenv("TIERD_REDIS_URL");
+  return env != nullptr && *env != '\0' ? env : "redis://127.0.0.1:6379";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // A closed stdout pipe (tierctl ... | head) must end the command with an error, not a signal.
+  ::signal(SIGPIPE, SIG_IGN);
+
+  tierctl::Context ctx;
+  ctx.options.redis_url = default_url();
+
+  CLI::App app{
+      "tierctl: read and write the tierd cache, publish and watch events, invalidate "
+      "keys and show Redis statistics.",
+      "tierctl"};
+  app.set_version_flag("--version", std::string("tierctl ") + TIERD_VERSION);
+  app.add_option("--redis", ctx.options.redis_url,
+                 "Redis URL: redis://[user:password@]host:port/db or unix://path[?db=N]. The "
+                 "password may come from TIERD_REDIS_PASSWORD or REDISCLI_AUTH instead. Default: "
+                 "$TIERD_REDIS_URL, else redis://127.0.0.1:6379")
+      ->envname("TIERD_REDIS_URL");
+  app.add_flag("--json", ctx.options.json, "Print machine-readable JSON on stdout");
+  app.add_option("--prefix", ctx.options.prefix,
+                 "Namespace prefix put before every key (e.g. 'myapp:')");
+  app.require_subcommand(1);
+  // Global options are accepted after the command name too (tierctl get --json ...).
+  app.fallthrough();
+  app.footer(
+      "Exit codes: 0 ok, 1 key not found, 2 usage error (bad argument, JSON or id), "
+      "3 connection failure or timeout, 4 Redis error or undecodable value.");
+
+  tierctl::add_cache_commands(app, ctx);
+  tierctl::add_pubsub_commands(app, ctx);
+  tierctl::add_admin_commands(app, ctx);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return fail(tierctl::kUsage, std::string(e.what()) + " (see tierctl --help)");
+  }
+
+  try {
+    int rc = ctx.run_selected();
+    std::cout.flush();
+    if (!std::cout) {
+      return fail(tierctl::kConnection, "cannot write to stdout");
+    }
+    return rc;
+  } catch (const tier::InvalidArgument& e) {
+    return fail(tierctl::kUsage, e.what());
+  } catch (const tier::IoError& e) {  // TimeoutError and ClosedError included
+    return fail(tierctl::kConnection, e.what());
+  } catch (const tier::ProtocolError& e) {
+    // The byte stream is unusable (not a Redis server, or a broken proxy): a connection problem.
+    return fail(tierctl::kConnection, e.what());
+  } catch (const tier::TierError& e) {  // ReplyError, DecodeError
+    return fail(tierctl::kRedis, e.what());
+  } catch (const CLI::ParseError& e) {
+    return fail(tierctl::kUsage, e.what());
+  } catch (const std::exception& e) {
+    return fail(tierctl::kRedis, e.what());
+  }
+}
