@@ -1,0 +1,897 @@
+#include "tier/pg.hpp"
+
+#include <arpa/inet.h>
+#include <libpq-fe.h>
+#include <spdlog/spdlog.h>
+#include <uv.h>
+
+#include <algorithm>
+#include <deque>
+#include <random>
+
+#include "tier/errors.hpp"
+
+namespace tier {
+
+bool pg_transient(const Error& e) {
+  if (e.kind == ErrorKind::io || e.kind == ErrorKind::timeout || e.kind == ErrorKind::closed) {
+    return true;
+  }
+  const std::string& c = e.code;
+  if (c == "40001" || c == "40P01" || c == "57014") {
+    return true;
+  }
+  return c.starts_with("08") || c.starts_with("53") || c.starts_with("57");
+}
+
+bool pg_data_error(const Error& e) {
+  return e.kind == ErrorKind::reply && (e.code.starts_with("22") || e.code.starts_with("23"));
+}
+
+std::string pg_quote_ident(std::string_view name) {
+  if (name.empty() || name.size() > 63 || name.find('\0') != std::string_view::npos) {
+    throw InvalidArgument("invalid SQL identifier \"" + std::string(name.substr(0, 80)) +
+                          "\": must be 1 to 63 bytes without NUL");
+  }
+  std::string out = "\"";
+  for (char ch : name) {
+    if (ch == '"') {
+      out += '"';
+    }
+    out += ch;
+  }
+  out += '"';
+  return out;
+}
+
+void pg_copy_escape(std::string& out, const std::optional<std::string>& value) {
+  if (!value) {
+    out += "\\N";
+    return;
+  }
+  for (char ch : *value) {
+    switch (ch) {
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      default:
+        out += ch;
+    }
+  }
+}
+
+namespace detail {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using ms = std::chrono::milliseconds;
+
+constexpr ms kTick{20};
+// COPY data goes to libpq in slices of this size, so a full send buffer is met early.
+constexpr std::size_t kCopyChunk = 64 * 1024;
+
+struct Job {
+  std::vector<PgStatement> statements;
+  bool pipelined = false;
+  Clock::time_point deadline;
+  PgCallback done;
+  std::vector<PgResult> results;
+  std::optional<Error> error;
+  std::size_t sent = 0;   // statements sent (sequential mode)
+  std::size_t ended = 0;  // statements whose results are complete
+  bool sync_seen = false;
+  bool copying = false;
+  std::size_t copy_offset = 0;
+};
+
+bool is_ip_literal(const std::string& host) {
+  unsigned char buf[sizeof(in6_addr)];
+  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) {
+    s.pop_back();
+  }
+  return s;
+}
+
+Error server_error(const PGresult* r, const std::string& label) {
+  Error e{ErrorKind::reply, label + ": " + trim(PQresultErrorMessage(r))};
+  const char* code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+  if (code != nullptr) {
+    e.code = code;
+  }
+  return e;
+}
+
+PgResult convert(const PGresult* r) {
+  PgResult out;
+  int nf = PQnfields(r);
+  int nt = PQntuples(r);
+  out.columns.reserve(static_cast<std::size_t>(nf));
+  for (int j = 0; j < nf; ++j) {
+    out.columns.emplace_back(PQfname(r, j));
+  }
+  out.rows.reserve(static_cast<std::size_t>(nt));
+  for (int i = 0; i < nt; ++i) {
+    std::vector<std::optional<std::string>> row;
+    row.reserve(static_cast<std::size_t>(nf));
+    for (int j = 0; j < nf; ++j) {
+      if (PQgetisnull(r, i, j)) {
+        row.emplace_back(std::nullopt);
+      } else {
+        row.emplace_back(std::string(PQgetvalue(r, i, j), PQgetlength(r, i, j)));
+      }
+    }
+    out.rows.push_back(std::move(row));
+  }
+  out.command = PQcmdStatus(const_cast<PGresult*>(r));
+  const char* n = PQcmdTuples(const_cast<PGresult*>(r));
+  out.affected = (n != nullptr && *n != '\0') ? std::atoll(n) : 0;
+  return out;
+}
+
+}  // namespace
+
+class PgLink : public std::enable_shared_from_this<PgLink> {
+ public:
+  PgLink(uv_loop_t* loop, PgOptions o) : loop_(loop), opts_(std::move(o)) {
+    if (opts_.connect_timeout.count() <= 0) {
+      opts_.connect_timeout = ms{5000};
+    }
+    if (opts_.query_timeout.count() <= 0) {
+      opts_.query_timeout = ms{10000};
+    }
+    if (opts_.statement_timeout.count() <= 0) {
+      opts_.statement_timeout = opts_.query_timeout;
+    }
+    char* err = nullptr;
+    PQconninfoOption* info = PQconninfoParse(opts_.conninfo.c_str(), &err);
+    if (info == nullptr) {
+      std::string why = err != nullptr ? trim(err) : "out of memory";
+      PQfreemem(err);
+      throw InvalidArgument("postgres conninfo does not parse: " + why);
+    }
+    std::string host;
+    std::string hostaddr;
+    bool has_password = false;
+    for (PQconninfoOption* o = info; o->keyword != nullptr; ++o) {
+      std::string_view k = o->keyword;
+      if (o->val == nullptr) {
+        continue;
+      }
+      if (k == "password" && *o->val != '\0') {
+        has_password = true;
+      } else if (k == "host") {
+        host = o->val;
+      } else if (k == "hostaddr") {
+        hostaddr = o->val;
+      }
+    }
+    PQconninfoFree(info);
+    if (has_password) {
+      throw InvalidArgument(
+          "postgres conninfo carries a password: refused; use PGPASSWORD, ~/.pgpass or "
+          "passfile=");
+    }
+    // libpq resolves host names with a blocking getaddrinfo: resolve on libuv's thread
+    // pool first and hand libpq the address.
+    if (hostaddr.empty() && !host.empty() && host.front() != '/' && !is_ip_literal(host)) {
+      if (host.find(',') != std::string::npos) {
+        throw InvalidArgument("postgres conninfo: several hosts need hostaddr= (IP addresses)");
+      }
+      resolve_host_ = host;
+    }
+    rng_.seed(std::random_device{}());
+  }
+
+  ~PgLink() { drop_connection(); }
+
+  void start() {
+    if (started_ || state_ == LinkState::closed) {
+      return;
+    }
+    started_ = true;
+    tick_ = new uv_timer_t;
+    uv_timer_init(loop_, tick_);
+    tick_->data = this;
+    retry_ = new uv_timer_t;
+    uv_timer_init(loop_, retry_);
+    retry_->data = this;
+    uv_timer_start(tick_, &PgLink::on_tick, kTick.count(), kTick.count());
+    uv_unref(reinterpret_cast<uv_handle_t*>(tick_));
+    connect();
+  }
+
+  void close() {
+    if (state_ == LinkState::closed) {
+      return;
+    }
+    auto keep = shared_from_this();
+    set_state(LinkState::closed, "closed");
+    drop_connection();
+    Error closed{ErrorKind::closed, opts_.label + ": connection closed"};
+    if (current_) {
+      auto job = std::move(current_);
+      current_.reset();
+      complete(job, closed);
+    }
+    auto queue = std::move(queue_);
+    queue_.clear();
+    for (auto& job : queue) {
+      complete(job, closed);
+    }
+    for (uv_timer_t** t : {&tick_, &retry_}) {
+      if (*t != nullptr) {
+        (*t)->data = nullptr;
+        uv_close(reinterpret_cast<uv_handle_t*>(*t),
+                 [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+        *t = nullptr;
+      }
+    }
+  }
+
+  void submit(std::vector<PgStatement> statements, bool pipelined, ms timeout, PgCallback done) {
+    if (state_ == LinkState::closed) {
+      ++counters_.jobs_failed;
+      done(Error{ErrorKind::closed, opts_.label + ": connection closed"});
+      return;
+    }
+    if (statements.empty()) {
+      done(std::vector<PgResult>{});
+      return;
+    }
+    if (pending() >= opts_.max_pending) {
+      ++counters_.jobs_failed;
+      done(Error{ErrorKind::closed, opts_.label + ": too many pending jobs (max_pending " +
+                                        std::to_string(opts_.max_pending) + ")"});
+      return;
+    }
+    auto job = std::make_shared<Job>();
+    job->statements = std::move(statements);
+    job->pipelined = pipelined;
+    job->results.resize(job->statements.size());
+    job->deadline = Clock::now() + (timeout.count() > 0 ? timeout : opts_.query_timeout);
+    job->done = std::move(done);
+    queue_.push_back(std::move(job));
+    pump();
+  }
+
+  LinkState state() const { return state_; }
+  void on_state(StateCallback cb) { state_cb_ = std::move(cb); }
+  PgCounters counters() const { return counters_; }
+  std::size_t pending() const { return queue_.size() + (current_ ? 1 : 0); }
+  std::string last_error() const { return last_error_; }
+
+ private:
+  void set_state(LinkState s, const std::string& why) {
+    if (s == state_) {
+      return;
+    }
+    // Degraded mode is logged once per change between usable and not, not once per retry.
+    if (s == LinkState::ready) {
+      spdlog::info("{}: connected", opts_.label);
+    } else if (state_ == LinkState::ready && s != LinkState::closed) {
+      spdlog::warn("{}: connection lost: {}", opts_.label, why);
+    } else if (s == LinkState::disconnected && !logged_down_) {
+      spdlog::warn("{}: cannot connect: {}", opts_.label, why);
+    }
+    if (s == LinkState::ready) {
+      logged_down_ = false;
+    } else if (s == LinkState::disconnected) {
+      logged_down_ = true;
+    }
+    state_ = s;
+    if (state_cb_) {
+      state_cb_(s, why);
+    }
+  }
+
+  // ---- connection -------------------------------------------------------------------
+
+  void connect() {
+    if (state_ == LinkState::closed) {
+      return;
+    }
+    set_state(LinkState::connecting, "connecting");
+    connect_deadline_ = Clock::now() + opts_.connect_timeout;
+    if (resolve_host_.empty()) {
+      begin_connect("");
+    } else {
+      resolve();
+    }
+  }
+
+  void resolve() {
+    struct Req {
+      uv_getaddrinfo_t req;
+      std::weak_ptr<PgLink> link;
+    };
+    auto* r = new Req;
+    r->link = weak_from_this();
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    int rc = uv_getaddrinfo(
+        loop_, &r->req,
+        [](uv_getaddrinfo_t* req, int status, addrinfo* res) {
+          auto* r = reinterpret_cast<Req*>(req);
+          auto link = r->link.lock();
+          delete r;
+          if (!link || link->state_ != LinkState::connecting) {
+            uv_freeaddrinfo(res);
+            return;
+          }
+          if (status != 0 || res == nullptr) {
+            uv_freeaddrinfo(res);
+            link->reset_connection("resolve " + link->resolve_host_ + ": " + uv_strerror(status));
+            return;
+          }
+          char ip[INET6_ADDRSTRLEN] = {0};
+          if (res->ai_family == AF_INET6) {
+            uv_ip6_name(reinterpret_cast<sockaddr_in6*>(res->ai_addr), ip, sizeof ip);
+          } else {
+            uv_ip4_name(reinterpret_cast<sockaddr_in*>(res->ai_addr), ip, sizeof ip);
+          }
+          uv_freeaddrinfo(res);
+          link->begin_connect(ip);
+        },
+        resolve_host_.c_str(), nullptr, &hints);
+    if (rc != 0) {
+      delete r;
+      reset_connection(std::string("resolve: ") + uv_strerror(rc));
+    }
+  }
+
+  void begin_connect(const std::string& hostaddr) {
+    std::string options = "-c statement_timeout=" + std::to_string(opts_.statement_timeout.count());
+    std::vector<const char*> keys{"dbname", "application_name", "options"};
+    std::vector<const char*> vals{opts_.conninfo.c_str(), opts_.application_name.c_str(),
+                                  options.c_str()};
+    if (!hostaddr.empty()) {
+      keys.push_back("hostaddr");
+      vals.push_back(hostaddr.c_str());
+    }
+    keys.push_back(nullptr);
+    vals.push_back(nullptr);
+    conn_ = PQconnectStartParams(keys.data(), vals.data(), /*expand_dbname=*/1);
+    if (conn_ == nullptr) {
+      reset_connection("connect: out of memory");
+      return;
+    }
+    if (PQstatus(conn_) == CONNECTION_BAD) {
+      reset_connection("connect: " + trim(PQerrorMessage(conn_)));
+      return;
+    }
+    // libpq's connect loop starts as if the last poll had returned WRITING.
+    watch(UV_WRITABLE);
+  }
+
+  // Points the poll handle at the connection's current socket; libpq may change the
+  // socket during connect (another address, SSL fallback), so the handle follows it.
+  void watch(int events) {
+    int fd = conn_ != nullptr ? PQsocket(conn_) : -1;
+    if (fd < 0) {
+      reset_connection("connect: no socket");
+      return;
+    }
+    if (poll_ != nullptr && poll_fd_ != fd) {
+      close_poll();
+    }
+    if (poll_ == nullptr) {
+      poll_ = new uv_poll_t;
+      if (uv_poll_init(loop_, poll_, fd) != 0) {
+        delete poll_;
+        poll_ = nullptr;
+        reset_connection("cannot poll the postgres socket");
+        return;
+      }
+      poll_->data = this;
+      poll_fd_ = fd;
+      poll_events_ = 0;
+    }
+    if (events != poll_events_) {
+      poll_events_ = events;
+      uv_poll_start(poll_, events, &PgLink::on_poll);
+    }
+  }
+
+  void close_poll() {
+    if (poll_ == nullptr) {
+      return;
+    }
+    uv_poll_stop(poll_);
+    poll_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(poll_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    poll_ = nullptr;
+    poll_fd_ = -1;
+    poll_events_ = 0;
+  }
+
+  void drop_connection() {
+    close_poll();
+    if (conn_ != nullptr) {
+      PQfinish(conn_);
+      conn_ = nullptr;
+    }
+  }
+
+  // Drops the connection, fails the job on it, and schedules a new connection. Jobs
+  // still queued were never sent: they wait for the next connection or their deadline.
+  void reset_connection(const std::string& why, std::optional<Error> job_error = std::nullopt) {
+    if (state_ == LinkState::closed) {
+      return;
+    }
+    auto keep = shared_from_this();
+    bool was_ready = state_ == LinkState::ready;
+    drop_connection();
+    if (was_ready) {
+      ++counters_.disconnects;
+    }
+    last_error_ = why;
+    set_state(LinkState::disconnected, why);
+    if (current_) {
+      auto job = std::move(current_);
+      current_.reset();
+      complete(job, job_error ? *job_error : Error{ErrorKind::io, opts_.label + ": " + why});
+    }
+    schedule_reconnect();
+  }
+
+  void schedule_reconnect() {
+    if (state_ == LinkState::closed || retry_ == nullptr) {
+      return;
+    }
+    auto base = opts_.reconnect_min.count() << std::min(backoff_attempt_, 16);
+    auto cap = std::min<long long>(base, opts_.reconnect_max.count());
+    std::uniform_real_distribution<double> jitter(0.5, 1.0);
+    auto delay = static_cast<std::uint64_t>(static_cast<double>(cap) * jitter(rng_));
+    ++backoff_attempt_;
+    uv_timer_start(
+        retry_,
+        [](uv_timer_t* t) {
+          auto* self = static_cast<PgLink*>(t->data);
+          if (self != nullptr) {
+            auto keep = self->shared_from_this();
+            self->connect();
+          }
+        },
+        delay, 0);
+  }
+
+  static void on_poll(uv_poll_t* h, int status, int events) {
+    auto* self = static_cast<PgLink*>(h->data);
+    if (self == nullptr) {
+      return;
+    }
+    auto keep = self->shared_from_this();
+    if (status < 0) {
+      // libuv reports POLLERR (e.g. a reset) as EBADF: let libpq read what the server said
+      // last (often "terminating connection due to administrator command") for the error.
+      std::string why = std::string("connection lost: socket error: ") + uv_strerror(status);
+      if (self->state_ == LinkState::ready && PQconsumeInput(self->conn_) != 0) {
+        self->drain();
+      }
+      if (self->conn_ != nullptr && *PQerrorMessage(self->conn_) != '\0') {
+        why = "connection lost: " + trim(PQerrorMessage(self->conn_));
+      }
+      self->reset_connection(why);
+      return;
+    }
+    if (self->state_ == LinkState::connecting) {
+      self->continue_connect();
+      return;
+    }
+    if (self->state_ != LinkState::ready) {
+      return;
+    }
+    if ((events & UV_WRITABLE) != 0) {
+      if (!self->flush()) {
+        return;
+      }
+      if (self->current_ && self->current_->copying) {
+        if (!self->push_copy()) {
+          return;
+        }
+      }
+    }
+    if ((events & UV_READABLE) != 0) {
+      if (PQconsumeInput(self->conn_) == 0) {
+        self->reset_connection("connection lost: " + trim(PQerrorMessage(self->conn_)));
+        return;
+      }
+      self->drain();
+    }
+    // On EOF libpq closes the socket itself (after handing over the server's last error):
+    // drop the poll handle at once so that it never watches a closed descriptor.
+    if (self->conn_ != nullptr && PQstatus(self->conn_) == CONNECTION_BAD) {
+      self->reset_connection("connection lost: " + trim(PQerrorMessage(self->conn_)));
+    }
+  }
+
+  void continue_connect() {
+    PostgresPollingStatusType st = PQconnectPoll(conn_);
+    // libpq may have closed the socket and opened another one with the same number (next
+    // address, SSL or GSS fallback): a fresh poll handle never watches a stale socket.
+    close_poll();
+    switch (st) {
+      case PGRES_POLLING_READING:
+        watch(UV_READABLE);
+        return;
+      case PGRES_POLLING_WRITING:
+        watch(UV_WRITABLE);
+        return;
+      case PGRES_POLLING_OK:
+        break;
+      default:
+        reset_connection("connect: " + trim(PQerrorMessage(conn_)));
+        return;
+    }
+    if (PQsetnonblocking(conn_, 1) != 0) {
+      reset_connection("cannot set non-blocking mode");
+      return;
+    }
+    ++counters_.connects;
+    backoff_attempt_ = 0;
+    last_error_.clear();
+    watch(UV_READABLE);
+    if (conn_ == nullptr) {
+      return;
+    }
+    set_state(LinkState::ready, "connected");
+    pump();
+  }
+
+  // ---- jobs -------------------------------------------------------------------------
+
+  void pump() {
+    if (state_ != LinkState::ready || current_ || queue_.empty()) {
+      return;
+    }
+    current_ = std::move(queue_.front());
+    queue_.pop_front();
+    auto job = current_;
+    if (job->pipelined) {
+      if (PQenterPipelineMode(conn_) != 1) {
+        reset_connection("cannot enter pipeline mode: " + trim(PQerrorMessage(conn_)));
+        return;
+      }
+      for (auto& st : job->statements) {
+        if (!send_params(st)) {
+          return;
+        }
+      }
+      if (PQpipelineSync(conn_) != 1) {
+        reset_connection("pipeline sync failed: " + trim(PQerrorMessage(conn_)));
+        return;
+      }
+      job->sent = job->statements.size();
+    } else if (!send_next()) {
+      return;
+    }
+    if (flush()) {
+      drain();
+    }
+  }
+
+  bool send_params(const PgStatement& st) {
+    std::vector<const char*> values;
+    values.reserve(st.params.size());
+    for (const auto& p : st.params) {
+      values.push_back(p ? p->c_str() : nullptr);
+    }
+    if (PQsendQueryParams(conn_, st.sql.c_str(), static_cast<int>(values.size()), nullptr,
+                          values.data(), nullptr, nullptr, 0) != 1) {
+      reset_connection("send failed: " + trim(PQerrorMessage(conn_)));
+      return false;
+    }
+    return true;
+  }
+
+  bool send_next() {
+    auto& job = *current_;
+    const PgStatement& st = job.statements[job.sent++];
+    if (st.params.empty()) {
+      if (PQsendQuery(conn_, st.sql.c_str()) != 1) {
+        reset_connection("send failed: " + trim(PQerrorMessage(conn_)));
+        return false;
+      }
+      return true;
+    }
+    return send_params(st);
+  }
+
+  // Sends what libpq buffered; keeps the poll on writable while data remains. False when
+  // the connection was dropped.
+  bool flush() {
+    if (conn_ == nullptr) {
+      return false;
+    }
+    int rc = PQflush(conn_);
+    if (rc < 0) {
+      reset_connection("connection lost while sending: " + trim(PQerrorMessage(conn_)));
+      return false;
+    }
+    bool more = rc == 1 || (current_ && current_->copying);
+    watch(more ? (UV_READABLE | UV_WRITABLE) : UV_READABLE);
+    return conn_ != nullptr;
+  }
+
+  bool push_copy() {
+    auto& job = *current_;
+    static const std::string kEmpty;
+    const auto& data = job.statements[job.sent - 1].copy_data;
+    const std::string& src = data ? *data : kEmpty;
+    while (job.copy_offset < src.size()) {
+      std::size_t n = std::min(kCopyChunk, src.size() - job.copy_offset);
+      int rc = PQputCopyData(conn_, src.data() + job.copy_offset, static_cast<int>(n));
+      if (rc < 0) {
+        reset_connection("COPY failed: " + trim(PQerrorMessage(conn_)));
+        return false;
+      }
+      if (rc == 0) {
+        return flush();  // the send buffer is full: continue when writable
+      }
+      job.copy_offset += n;
+    }
+    int rc = PQputCopyEnd(conn_, nullptr);
+    if (rc < 0) {
+      reset_connection("COPY failed: " + trim(PQerrorMessage(conn_)));
+      return false;
+    }
+    if (rc == 1) {
+      job.copying = false;
+    }
+    return flush();
+  }
+
+  // Reads every complete result; finishes statements and the job as they end.
+  void drain() {
+    while (current_ && conn_ != nullptr && PQisBusy(conn_) == 0) {
+      auto job = current_;
+      PGresult* r = PQgetResult(conn_);
+      if (r == nullptr) {
+        if (job->pipelined) {
+          if (job->sync_seen) {
+            finish_current();
+          } else {
+            ++job->ended;
+          }
+          continue;
+        }
+        ++job->ended;
+        if (job->error || job->ended == job->statements.size()) {
+          finish_current();
+        } else if (!send_next() || !flush()) {
+          return;
+        }
+        continue;
+      }
+      ExecStatusType st = PQresultStatus(r);
+      std::size_t index = job->pipelined ? job->ended : job->sent - 1;
+      switch (st) {
+        case PGRES_COPY_IN:
+          PQclear(r);
+          job->copying = true;
+          job->copy_offset = 0;
+          if (!push_copy()) {
+            return;
+          }
+          continue;
+        case PGRES_COPY_OUT:
+        case PGRES_COPY_BOTH:
+          PQclear(r);
+          reset_connection("COPY TO is not supported",
+                           Error{ErrorKind::invalid, opts_.label + ": COPY TO is not supported"});
+          return;
+        case PGRES_TUPLES_OK:
+        case PGRES_COMMAND_OK:
+        case PGRES_EMPTY_QUERY:
+          if (index < job->results.size()) {
+            job->results[index] = convert(r);
+          }
+          break;
+        case PGRES_FATAL_ERROR:
+          if (!job->error) {
+            job->error = server_error(r, opts_.label);
+          }
+          break;
+        case PGRES_PIPELINE_SYNC:
+          job->sync_seen = true;
+          break;
+        default:  // PIPELINE_ABORTED (after the error already kept), notices
+          break;
+      }
+      PQclear(r);
+    }
+  }
+
+  void finish_current() {
+    auto job = std::move(current_);
+    current_.reset();
+    if (job->pipelined) {
+      PQexitPipelineMode(conn_);
+    }
+    // A job that failed inside a transaction leaves it aborted: roll back before the
+    // next job so that it starts clean.
+    if (job->error && PQtransactionStatus(conn_) != PQTRANS_IDLE) {
+      auto rb = std::make_shared<Job>();
+      rb->statements.push_back(PgStatement{"ROLLBACK", {}, std::nullopt});
+      rb->results.resize(1);
+      rb->deadline = Clock::now() + opts_.query_timeout;
+      queue_.push_front(std::move(rb));
+    }
+    if (job->error) {
+      complete(job, *job->error);
+    } else {
+      complete(job, std::move(job->results));
+    }
+    pump();
+  }
+
+  void complete(const std::shared_ptr<Job>& job, Result<std::vector<PgResult>> r) {
+    if (r.ok()) {
+      ++counters_.jobs_ok;
+    } else {
+      ++counters_.jobs_failed;
+    }
+    auto cb = std::move(job->done);
+    job->done = nullptr;
+    if (cb) {
+      cb(std::move(r));
+    }
+  }
+
+  static void on_tick(uv_timer_t* t) {
+    auto* self = static_cast<PgLink*>(t->data);
+    if (self != nullptr) {
+      auto keep = self->shared_from_this();
+      self->check_deadlines();
+    }
+  }
+
+  void check_deadlines() {
+    auto now = Clock::now();
+    if (state_ == LinkState::connecting && now >= connect_deadline_) {
+      reset_connection("connect timed out after " + std::to_string(opts_.connect_timeout.count()) +
+                       " ms");
+    }
+    if (current_ && now >= current_->deadline) {
+      ++counters_.timeouts;
+      // PQcancel blocks; dropping the connection ends the statement on the server too.
+      reset_connection("no answer before the deadline; connection dropped",
+                       Error{ErrorKind::timeout, opts_.label + ": no answer before the deadline"});
+    }
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      if (now >= (*it)->deadline) {
+        auto job = *it;
+        it = queue_.erase(it);
+        ++counters_.timeouts;
+        std::string why = state_ == LinkState::ready
+                              ? "queued past its deadline"
+                              : "not connected" + (last_error_.empty() ? std::string()
+                                                                       : " (" + last_error_ + ")");
+        complete(job, Error{ErrorKind::timeout, opts_.label + ": " + why});
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  uv_loop_t* loop_;
+  PgOptions opts_;
+  std::string resolve_host_;
+  PGconn* conn_ = nullptr;
+  uv_poll_t* poll_ = nullptr;
+  int poll_fd_ = -1;
+  int poll_events_ = 0;
+  uv_timer_t* tick_ = nullptr;
+  uv_timer_t* retry_ = nullptr;
+  bool started_ = false;
+  bool logged_down_ = false;
+  LinkState state_ = LinkState::disconnected;
+  Clock::time_point connect_deadline_;
+  std::deque<std::shared_ptr<Job>> queue_;
+  std::shared_ptr<Job> current_;
+  int backoff_attempt_ = 0;
+  std::mt19937 rng_;
+  PgCounters counters_;
+  StateCallback state_cb_;
+  std::string last_error_;
+};
+
+}  // namespace detail
+
+PgConn::PgConn(uv_loop_t* loop, PgOptions options)
+    : link_(std::make_shared<detail::PgLink>(loop, std::move(options))) {}
+
+PgConn::~PgConn() {
+  link_->close();
+}
+
+void PgConn::start() {
+  link_->start();
+}
+
+void PgConn::close() {
+  link_->close();
+}
+
+void PgConn::run(std::vector<PgStatement> statements, PgCallback done,
+                 std::chrono::milliseconds timeout) {
+  link_->submit(std::move(statements), false, timeout, std::move(done));
+}
+
+void PgConn::query(std::string sql, std::vector<std::optional<std::string>> params,
+                   std::function<void(Result<PgResult>)> done, std::chrono::milliseconds timeout) {
+  std::vector<PgStatement> st;
+  st.push_back(PgStatement{std::move(sql), std::move(params), std::nullopt});
+  link_->submit(std::move(st), false, timeout,
+                [done = std::move(done)](Result<std::vector<PgResult>> r) {
+                  if (!r.ok()) {
+                    done(r.error());
+                  } else {
+                    done(std::move(r->front()));
+                  }
+                });
+}
+
+void PgConn::transaction(std::vector<PgStatement> statements, PgCallback done,
+                         std::chrono::milliseconds timeout) {
+  bool has_copy = std::any_of(statements.begin(), statements.end(),
+                              [](const PgStatement& s) { return s.copy_data.has_value(); });
+  std::size_t n = statements.size();
+  std::vector<PgStatement> all;
+  all.reserve(n + 2);
+  all.push_back(PgStatement{"BEGIN", {}, std::nullopt});
+  for (auto& s : statements) {
+    all.push_back(std::move(s));
+  }
+  all.push_back(PgStatement{"COMMIT", {}, std::nullopt});
+  // COPY cannot run in pipeline mode: such transactions go one statement per round trip.
+  link_->submit(std::move(all), !has_copy, timeout,
+                [n, done = std::move(done)](Result<std::vector<PgResult>> r) {
+                  if (!r.ok()) {
+                    done(r.error());
+                    return;
+                  }
+                  // COMMIT of an aborted transaction answers ROLLBACK instead of an error.
+                  if (r->back().command == "ROLLBACK") {
+                    done(Error{ErrorKind::reply, "postgres: transaction rolled back", "40000"});
+                    return;
+                  }
+                  std::vector<PgResult> out(
+                      std::make_move_iterator(r->begin() + 1),
+                      std::make_move_iterator(r->begin() + 1 + static_cast<long>(n)));
+                  done(std::move(out));
+                });
+}
+
+LinkState PgConn::state() const {
+  return link_->state();
+}
+void PgConn::on_state(StateCallback cb) {
+  link_->on_state(std::move(cb));
+}
+PgCounters PgConn::counters() const {
+  return link_->counters();
+}
+std::size_t PgConn::pending() const {
+  return link_->pending();
+}
+std::string PgConn::last_error() const {
+  return link_->last_error();
+}
+
+}  // namespace tier
