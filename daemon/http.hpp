@@ -1,0 +1,103 @@
+#pragma once
+// A small HTTP/1.1 server for /metrics, /healthz and /readyz on the daemon's own uv loop.
+// Handlers run on the loop and must not block. Every connection is bounded: a request must
+// arrive whole within the idle timeout (so a client trickling bytes is dropped), its headers
+// and body have size limits, and the number of open connections is capped.
+
+#include <uv.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tier/result.hpp"
+
+namespace tierd {
+
+/// Where to listen: a numeric IPv4/IPv6 address (or "localhost") and a port.
+struct ListenAddress {
+  std::string host = "127.0.0.1";
+  int port = 9464;  ///< 0 = an ephemeral port chosen by the kernel
+
+  /// Parses "host:port", "[v6]:port" or "localhost:port". Host names other than localhost are
+  /// refused: resolving them would block the loop. Throws tier::InvalidArgument naming the
+  /// problem and the input.
+  static ListenAddress parse(const std::string& text);
+  /// "127.0.0.1:9464" or "[::1]:9464".
+  std::string to_string() const;
+};
+
+struct HttpOptions {
+  std::string host = "127.0.0.1";  ///< numeric address (or "localhost") to bind
+  int port = 9464;                 ///< 0 = ephemeral; read the bound one with port()
+  /// Largest request accepted (request line + headers + body), in bytes. Bigger headers get
+  /// 431, a bigger body 413; the connection is then closed.
+  std::size_t max_request_bytes = 16 * 1024;
+  /// Time a connection may take to deliver one complete request, in ms: counted from accept
+  /// or from the previous response, not reset by partial data. 0 = no limit.
+  std::uint64_t idle_timeout_ms = 10'000;
+  /// Open connections at most; extra ones get 503 and are closed. 0 = no limit.
+  std::size_t max_connections = 64;
+};
+
+struct HttpRequest {
+  std::string method;  ///< "GET", "HEAD", ...
+  std::string path;    ///< the target without the query string
+  std::string query;   ///< after '?', without it; empty when absent
+  std::vector<std::pair<std::string, std::string>> headers;  ///< as received
+  std::string body;
+
+  /// The first header with this name (case-insensitive), or empty.
+  std::string header(const std::string& name) const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  ///< extra headers
+};
+
+using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+
+/// Counters for /metrics and tests.
+struct HttpStats {
+  std::uint64_t requests = 0;               ///< requests answered by a route
+  std::uint64_t bad_requests = 0;           ///< 400, 413, 431 answers
+  std::uint64_t rejected_connections = 0;   ///< over max_connections
+  std::uint64_t timed_out_connections = 0;  ///< closed by the idle timeout
+  std::size_t open_connections = 0;
+};
+
+class HttpServer {
+ public:
+  HttpServer(uv_loop_t* loop, HttpOptions options);
+  /// Closes whatever is still open; the memory of open handles is released once libuv has
+  /// closed them, so destroying the server without close() is safe while the loop lives on.
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  /// Adds a route. GET routes also answer HEAD (without the body). Register before start().
+  void route(const std::string& method, const std::string& path, HttpHandler handler);
+  /// Binds and listens. Errors name the address (bad address, port in use, ...).
+  tier::Status start();
+  /// The bound port (useful with port 0), or 0 before start().
+  int port() const;
+  /// Stops listening and closes every connection; `done` runs once all handles are closed.
+  void close(std::function<void()> done = {});
+  HttpStats stats() const;
+
+  struct Impl;
+
+ private:
+  Impl* impl_;  // owned; it deletes itself once its handles are closed (see ~HttpServer)
+};
+
+/// The reason phrase of a status code ("Not Found").
+const char* http_reason(int status);
+
+}  // namespace tierd

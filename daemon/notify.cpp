@@ -1,0 +1,132 @@
+#include "daemon/notify.hpp"
+
+#include <systemd/sd-daemon.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+
+namespace tierd::notify {
+
+namespace {
+
+bool send(const std::string& message) {
+  if (!enabled()) {
+    return false;
+  }
+  return sd_notify(0, message.c_str()) > 0;
+}
+
+std::string one_line(std::string_view text) {
+  std::string out(text.substr(0, 512));
+  for (char& ch : out) {
+    if (ch == '\n' || ch == '\r') {
+      ch = ' ';
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+bool enabled() {
+  const char* socket = std::getenv("NOTIFY_SOCKET");
+  return socket != nullptr && socket[0] != '\0';
+}
+
+bool ready(std::string_view status_text) {
+  std::string message = "READY=1";
+  if (!status_text.empty()) {
+    message += "\nSTATUS=" + one_line(status_text);
+  }
+  return send(message);
+}
+
+bool reloading() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  unsigned long long usec = static_cast<unsigned long long>(ts.tv_sec) * 1000000ULL +
+                            static_cast<unsigned long long>(ts.tv_nsec) / 1000ULL;
+  return send("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(usec));
+}
+
+bool stopping() {
+  return send("STOPPING=1");
+}
+
+bool status(std::string_view text) {
+  return send("STATUS=" + one_line(text));
+}
+
+bool watchdog() {
+  return send("WATCHDOG=1");
+}
+
+std::chrono::microseconds watchdog_interval() {
+  uint64_t usec = 0;
+  // > 0 only when WATCHDOG_USEC is set and WATCHDOG_PID (if set) is this process.
+  if (sd_watchdog_enabled(0, &usec) <= 0) {
+    return std::chrono::microseconds(0);
+  }
+  return std::chrono::microseconds(usec);
+}
+
+struct Watchdog::State {
+  uv_timer_t timer{};
+  bool open = false;
+  bool orphaned = false;
+  unsigned long pings = 0;
+};
+
+Watchdog::Watchdog(uv_loop_t* loop) : loop_(loop), state_(new State()) {}
+
+Watchdog::~Watchdog() {
+  if (state_->open) {
+    state_->orphaned = true;
+    stop();
+  } else {
+    delete state_;
+  }
+}
+
+bool Watchdog::start() {
+  auto interval = watchdog_interval();
+  if (interval.count() == 0 || state_->open) {
+    return false;
+  }
+  // Half the interval, as sd_watchdog_enabled(3) recommends; at least 1 ms.
+  uint64_t period_ms = std::max<uint64_t>(1, static_cast<uint64_t>(interval.count()) / 2000);
+  uv_timer_init(loop_, &state_->timer);
+  state_->timer.data = state_;
+  state_->open = true;
+  uv_timer_start(
+      &state_->timer,
+      [](uv_timer_t* t) {
+        auto* s = static_cast<State*>(t->data);
+        if (watchdog()) {
+          s->pings++;
+        }
+      },
+      0, period_ms);
+  return true;
+}
+
+void Watchdog::stop() {
+  if (!state_->open || uv_is_closing(reinterpret_cast<uv_handle_t*>(&state_->timer))) {
+    return;
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&state_->timer), [](uv_handle_t* h) {
+    auto* s = static_cast<State*>(h->data);
+    s->open = false;
+    if (s->orphaned) {
+      delete s;
+    }
+  });
+}
+
+unsigned long Watchdog::pings() const {
+  return state_->pings;
+}
+
+}  // namespace tierd::notify
