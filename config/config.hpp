@@ -1,0 +1,68 @@
+#pragma once
+// tierd's configuration: YAML -> typed structs, validated up front (unknown keys refused,
+// every error names the YAML path and line), then the environment overrides the file
+// (TIERD_REDIS_URL, TIERD_POSTGRES_URL, TIERD_HTTP_LISTEN, TIERD_LOG_LEVEL).
+// config/tierd.example.yaml documents every key and is the built-in default config.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "handlers/handler.hpp"
+
+namespace tierd {
+
+/// Settings the core applies to every handler instance, plus its validated builder.
+struct HandlerConfig {
+  std::string type;
+  std::string name;                  ///< unique; defaults to the type
+  std::vector<std::string> on;       ///< channel globs routed to this instance
+  std::size_t max_concurrency = 16;  ///< events handled at once
+  std::size_t queue_limit = 10000;   ///< events waiting; past it new ones are dropped (counted)
+  std::uint32_t max_attempts = 3;    ///< 1 = no retry
+  std::chrono::milliseconds retry_backoff{200};  ///< first retry delay; doubles per attempt
+  std::string yaml_path;                         ///< "handlers[0]", for log lines
+  Builder build;
+};
+
+struct Config {
+  std::string redis_url = "redis://127.0.0.1:6379/0";
+  std::chrono::milliseconds redis_connect_timeout{2000};
+  std::chrono::milliseconds redis_command_timeout{2000};
+  /// libpq conninfo or URL; empty = no PostgreSQL.
+  std::string postgres_conninfo;
+  std::string http_host = "127.0.0.1";
+  int http_port = 9464;  ///< 0 = any free port (tests)
+  std::string log_level = "info";
+  /// Prepended to every key tierd touches (DESIGN §4); empty = none.
+  std::string key_prefix;
+  std::vector<std::string> subscribe{"events:*", "system:*", "notifications:*"};
+  std::size_t max_message_bytes = 1 << 20;            ///< larger messages are rejected (counted)
+  std::chrono::milliseconds shutdown_timeout{10000};  ///< drain deadline on SIGTERM/SIGHUP
+  std::vector<HandlerConfig> handlers;
+  std::string source;  ///< file name, or "<built-in>"
+};
+
+/// Reads an environment variable; tests inject their own.
+using EnvLookup = std::function<std::optional<std::string>(const char* name)>;
+EnvLookup process_env();
+
+/// Parses and validates `yaml_text` (named `source` in errors), runs every handler factory,
+/// then applies the environment. Throws ConfigError.
+Config parse_config(std::string_view yaml_text, const std::string& source,
+                    const EnvLookup& env = process_env());
+/// The same from a file; a missing/unreadable file is a ConfigError too.
+Config load_config(const std::string& path, const EnvLookup& env = process_env());
+
+/// The text of config/tierd.example.yaml, embedded at build time.
+std::string_view default_config_text();
+
+/// "host:port" / "[v6]:port" -> host, port; throws ConfigError at `path`.
+std::pair<std::string, int> parse_listen(const std::string& value, const std::string& path,
+                                         int line);
+
+}  // namespace tierd

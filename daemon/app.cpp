@@ -1,0 +1,441 @@
+#include "daemon/app.hpp"
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <csignal>
+
+#include "daemon/dispatcher.hpp"
+#include "daemon/http.hpp"
+#include "daemon/notify.hpp"
+#include "tier/async_client.hpp"
+#include "tier/endpoint.hpp"
+#include "tier/metrics.hpp"
+
+namespace tierd {
+
+namespace {
+
+std::string instance_id() {
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0) {
+    std::snprintf(host, sizeof(host), "unknown");
+  }
+  return std::string(host) + ":" + std::to_string(getpid());
+}
+
+std::string json_escape(const std::string& s) {
+  return nlohmann::json(s).dump();
+}
+
+/// A signal watcher whose uv handle outlives the App until libuv has closed it.
+class SignalWatch {
+ public:
+  SignalWatch(uv_loop_t* loop, int signum, std::function<void()> cb) : box_(new Box) {
+    box_->cb = std::move(cb);
+    uv_signal_init(loop, &box_->handle);
+    box_->handle.data = box_;
+    uv_signal_start(
+        &box_->handle, [](uv_signal_t* h, int) { static_cast<Box*>(h->data)->cb(); }, signum);
+  }
+  ~SignalWatch() { close(); }
+  SignalWatch(const SignalWatch&) = delete;
+  SignalWatch& operator=(const SignalWatch&) = delete;
+  void close() {
+    if (box_ == nullptr) {
+      return;
+    }
+    uv_signal_stop(&box_->handle);
+    uv_close(reinterpret_cast<uv_handle_t*>(&box_->handle),
+             [](uv_handle_t* h) { delete static_cast<Box*>(h->data); });
+    box_ = nullptr;
+  }
+
+ private:
+  struct Box {
+    uv_signal_t handle;
+    std::function<void()> cb;
+  };
+  Box* box_;
+};
+
+/// Brings a counter up to a total kept elsewhere (the links count for themselves).
+void sync_counter(tier::metrics::Counter& c, std::uint64_t total) {
+  const double t = static_cast<double>(total);
+  if (t > c.value()) {
+    c.inc(t - c.value());
+  }
+}
+
+}  // namespace
+
+std::string version_string() {
+  return "tierd " TIERD_VERSION;
+}
+
+struct App::Impl {
+  Impl(uv_loop_t* l, AppOptions o)
+      : loop(l), options(std::move(o)), config(options.config), id(instance_id()) {
+    logger = options.logger;
+    if (!logger) {
+      logger = std::make_shared<spdlog::logger>("tierd",
+                                                std::make_shared<spdlog::sinks::stderr_sink_mt>());
+      logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+    }
+    logger->set_level(spdlog::level::from_str(config.log_level));
+    logger->flush_on(spdlog::level::info);
+  }
+
+  uv_loop_t* loop;
+  AppOptions options;
+  Config config;
+  std::string id;
+  std::shared_ptr<spdlog::logger> logger;
+  tier::metrics::Registry metrics;
+
+  std::unique_ptr<tier::AsyncClient> redis;
+  std::unique_ptr<tier::AsyncSubscriber> subscriber;
+  std::unique_ptr<Dispatcher> dispatcher;
+  std::unique_ptr<HttpServer> http;
+  std::unique_ptr<notify::Watchdog> watchdog;
+  std::vector<std::unique_ptr<SignalWatch>> signals;
+
+  bool stopping = false;
+  bool finished = false;
+  int exit_code = 0;
+  bool commands_were_ready = false;
+  bool subscriber_was_ready = false;
+  bool commands_up = false;
+  bool subscriber_up = false;
+
+  void link_state(const char* link, tier::LinkState s, const std::string& reason, bool& was_ready,
+                  bool& up) {
+    const bool now_up = s == tier::LinkState::ready;
+    metrics.gauge("tierd_redis_link_up", "1 when the Redis link is ready (subscriber: subscribed)")
+        .with({{"link", link}})
+        .set(now_up ? 1 : 0);
+    if (now_up == up) {
+      return;  // connecting <-> disconnected while down: not a change worth a line
+    }
+    up = now_up;
+    if (now_up) {
+      if (was_ready) {
+        metrics.counter("tierd_redis_reconnects_total", "Times a Redis link came back after a loss")
+            .with({{"link", link}})
+            .inc();
+        if (std::string(link) == "subscriber") {
+          // Pub/sub is at-most-once: what was published meanwhile is gone (DESIGN §3).
+          logger->warn("redis {}: re-subscribed; messages published while it was down are lost",
+                       link);
+        } else {
+          logger->info("redis {}: ready again", link);
+        }
+      } else {
+        logger->info("redis {}: ready", link);
+      }
+      was_ready = true;
+    } else if (!stopping) {
+      logger->warn("redis {}: {} ({})", link, tier::to_string(s), reason);
+    }
+    update_status();
+  }
+
+  void update_status() {
+    if (stopping) {
+      return;
+    }
+    const Readiness r = readiness();
+    notify::status(r.ready ? "ready" : "degraded: " + r.json);
+  }
+
+  Readiness readiness() const {
+    const auto cmd = redis ? redis->state() : tier::LinkState::closed;
+    const auto sub = subscriber ? subscriber->state() : tier::LinkState::closed;
+    Readiness r;
+    r.ready = !stopping && cmd == tier::LinkState::ready && sub == tier::LinkState::ready;
+    std::string body = "{\"ready\":" + std::string(r.ready ? "true" : "false");
+    body += ",\"redis_commands\":" + json_escape(tier::to_string(cmd));
+    body += ",\"redis_subscriber\":" + json_escape(tier::to_string(sub));
+    if (!config.postgres_conninfo.empty()) {
+      // PostgreSQL is used by the write-behind handler, which brings its own link;
+      // no handler of this build connects it, so it does not gate readiness.
+      body += ",\"postgres\":\"not used by the configured handlers\"";
+    }
+    if (stopping) {
+      body += ",\"stopping\":true";
+    }
+    body += "}";
+    r.json = body;
+    return r;
+  }
+
+  void refresh_link_counters() {
+    auto sync = [&](const char* link, const tier::LinkCounters& c) {
+      sync_counter(
+          metrics.counter("tierd_redis_timeouts_total", "Redis ops failed by their deadline")
+              .with({{"link", link}}),
+          c.timeouts);
+      sync_counter(metrics.counter("tierd_redis_ops_failed_total", "Redis ops that failed")
+                       .with({{"link", link}}),
+                   c.ops_failed);
+    };
+    if (redis) {
+      sync("commands", redis->counters());
+      metrics.gauge("tierd_redis_pending_ops", "Redis ops queued or in flight")
+          .with({{"link", "commands"}})
+          .set(static_cast<double>(redis->pending()));
+    }
+    if (subscriber) {
+      sync("subscriber", subscriber->counters());
+    }
+  }
+
+  HttpResponse metrics_response() {
+    refresh_link_counters();
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = metrics.render();
+    return r;
+  }
+
+  tier::Status start_http() {
+    HttpOptions ho;
+    ho.host = config.http_host;
+    ho.port = config.http_port;
+    http = std::make_unique<HttpServer>(loop, ho);
+    http->route("GET", "/metrics", [this](const HttpRequest&) { return metrics_response(); });
+    http->route("GET", "/healthz", [](const HttpRequest&) {
+      // Answering at all proves the loop turns: this runs on it.
+      HttpResponse r;
+      r.body = "ok\n";
+      return r;
+    });
+    http->route("GET", "/readyz", [this](const HttpRequest&) {
+      const Readiness rd = readiness();
+      HttpResponse r;
+      r.status = rd.ready ? 200 : 503;
+      r.content_type = "application/json";
+      r.body = rd.json + "\n";
+      return r;
+    });
+    return http->start();
+  }
+
+  void close_all() {
+    if (subscriber) {
+      subscriber->close();
+    }
+    if (redis) {
+      redis->close();
+    }
+    if (http) {
+      http->close();
+    }
+    if (watchdog) {
+      watchdog->stop();
+    }
+    for (auto& s : signals) {
+      s->close();
+    }
+    finished = true;
+    logger->info("stopped");
+  }
+};
+
+App::App(uv_loop_t* loop, AppOptions options)
+    : impl_(std::make_unique<Impl>(loop, std::move(options))) {}
+
+App::~App() {
+  // Handlers first (they hold references into the links), then the links.
+  impl_->dispatcher.reset();
+  impl_->subscriber.reset();
+  impl_->redis.reset();
+  impl_->http.reset();
+  impl_->watchdog.reset();
+  impl_->signals.clear();
+}
+
+tier::Status App::start() {
+  Impl& m = *impl_;
+  const Config& c = m.config;
+  m.metrics.gauge("tierd_build_info", "Always 1; labels say which build runs")
+      .with({{"version", TIERD_VERSION}})
+      .set(1);
+  for (const char* link : {"commands", "subscriber"}) {
+    m.metrics
+        .gauge("tierd_redis_link_up", "1 when the Redis link is ready (subscriber: subscribed)")
+        .with({{"link", link}})
+        .set(0);
+  }
+
+  tier::AsyncOptions ao;
+  ao.endpoint = tier::RedisEndpoint::parse(c.redis_url);
+  ao.connect_timeout = c.redis_connect_timeout;
+  ao.command_timeout = c.redis_command_timeout;
+  ao.client_name = "tierd";
+  ao.label = "commands";
+  m.redis = std::make_unique<tier::AsyncClient>(m.loop, ao);
+  m.redis->on_state([&m](tier::LinkState s, const std::string& why) {
+    m.link_state("commands", s, why, m.commands_were_ready, m.commands_up);
+  });
+
+  DispatcherEnv env;
+  env.loop = m.loop;
+  env.redis = m.redis.get();
+  env.metrics = &m.metrics;
+  env.log = m.logger.get();
+  env.instance_id = m.id;
+  m.dispatcher = std::make_unique<Dispatcher>(env);
+  m.dispatcher->install(c);
+
+  tier::SubscriberOptions so;
+  so.link = ao;
+  so.link.label = "subscriber";
+  so.link.client_name = "tierd:sub";
+  so.patterns = c.subscribe;
+  m.subscriber =
+      std::make_unique<tier::AsyncSubscriber>(m.loop, so, [&m](const tier::PushMessage& msg) {
+        if (m.dispatcher) {
+          m.dispatcher->on_message(msg.pattern, msg.channel, msg.payload);
+        }
+      });
+  m.subscriber->on_state([&m](tier::LinkState s, const std::string& why) {
+    m.link_state("subscriber", s, why, m.subscriber_was_ready, m.subscriber_up);
+  });
+
+  if (auto st = m.start_http(); !st.ok()) {
+    m.logger->error("http: cannot listen on {}:{}: {}", c.http_host, c.http_port,
+                    st.error().message);
+    return st.error();
+  }
+
+  if (m.options.handle_signals) {
+    m.signals.push_back(std::make_unique<SignalWatch>(m.loop, SIGTERM, [this] { shutdown(); }));
+    m.signals.push_back(std::make_unique<SignalWatch>(m.loop, SIGINT, [this] { shutdown(); }));
+    m.signals.push_back(std::make_unique<SignalWatch>(m.loop, SIGHUP, [this] { reload(); }));
+  }
+
+  m.redis->start();
+  m.subscriber->start();
+  m.watchdog = std::make_unique<notify::Watchdog>(m.loop);
+  m.watchdog->start();
+
+  m.logger->info("{} started: redis {}, http {}:{}, {} handler(s), config {}", version_string(),
+                 ao.endpoint.redacted(), c.http_host, m.http->port(), c.handlers.size(), c.source);
+  notify::ready("connecting to Redis");
+  return tier::Unit{};
+}
+
+bool App::reload() {
+  Impl& m = *impl_;
+  if (m.stopping) {
+    return false;
+  }
+  try {
+    Config c = m.options.config_path.empty()
+                   ? parse_config(default_config_text(), "<built-in>", m.options.env)
+                   : load_config(m.options.config_path, m.options.env);
+    return apply(c);
+  } catch (const ConfigError& e) {
+    m.metrics.counter("tierd_config_reloads_total", "Config reloads (SIGHUP), by result")
+        .with({{"result", "error"}})
+        .inc();
+    m.logger->error("reload refused, keeping the running config: {}", e.what());
+    return false;
+  }
+}
+
+bool App::apply(const Config& next) {
+  Impl& m = *impl_;
+  notify::reloading();
+  Config c = next;
+  // These are bound to live connections and sockets; changing them needs a restart.
+  auto keep = [&](bool changed, const char* what) {
+    if (changed) {
+      m.logger->warn("reload: {} changed; it takes effect on restart", what);
+    }
+  };
+  keep(c.redis_url != m.config.redis_url, "redis.url");
+  keep(c.subscribe != m.config.subscribe, "subscribe");
+  keep(c.http_host != m.config.http_host || c.http_port != m.config.http_port, "http.listen");
+  keep(c.postgres_conninfo != m.config.postgres_conninfo, "postgres.conninfo");
+  c.redis_url = m.config.redis_url;
+  c.subscribe = m.config.subscribe;
+  c.http_host = m.config.http_host;
+  c.http_port = m.config.http_port;
+  c.postgres_conninfo = m.config.postgres_conninfo;
+  try {
+    m.dispatcher->install(c);
+  } catch (const std::exception& e) {
+    m.metrics.counter("tierd_config_reloads_total", "Config reloads (SIGHUP), by result")
+        .with({{"result", "error"}})
+        .inc();
+    m.logger->error("reload refused, keeping the running config: {}", e.what());
+    notify::ready();
+    return false;
+  }
+  m.config = c;
+  m.logger->set_level(spdlog::level::from_str(c.log_level));
+  m.metrics.counter("tierd_config_reloads_total", "Config reloads (SIGHUP), by result")
+      .with({{"result", "ok"}})
+      .inc();
+  m.logger->info("reloaded {}: {} handler(s)", c.source, c.handlers.size());
+  notify::ready();
+  return true;
+}
+
+void App::shutdown() {
+  Impl& m = *impl_;
+  if (m.stopping) {
+    return;
+  }
+  m.stopping = true;
+  notify::stopping();
+  const std::size_t busy = m.dispatcher ? m.dispatcher->busy() : 0;
+  m.logger->info("shutting down: draining {} event(s), up to {} ms", busy,
+                 m.config.shutdown_timeout.count());
+  // Stop taking messages first; the command link stays up for the work in flight.
+  if (m.subscriber) {
+    m.subscriber->close();
+  }
+  if (!m.dispatcher) {
+    m.close_all();
+    return;
+  }
+  m.dispatcher->drain(m.config.shutdown_timeout, [&m](bool clean) {
+    if (!clean) {
+      m.logger->warn("shutdown: {} event(s) still in flight after {} ms; abandoned",
+                     m.dispatcher->busy(), m.config.shutdown_timeout.count());
+    }
+    m.close_all();
+  });
+}
+
+bool App::finished() const {
+  return impl_->finished;
+}
+int App::exit_code() const {
+  return impl_->exit_code;
+}
+Readiness App::readiness() const {
+  return impl_->readiness();
+}
+int App::http_port() const {
+  return impl_->http ? impl_->http->port() : 0;
+}
+tier::metrics::Registry& App::metrics() {
+  return impl_->metrics;
+}
+Dispatcher& App::dispatcher() {
+  return *impl_->dispatcher;
+}
+const Config& App::config() const {
+  return impl_->config;
+}
+spdlog::logger& App::log() {
+  return *impl_->logger;
+}
+
+}  // namespace tierd

@@ -1,0 +1,545 @@
+#include "daemon/dispatcher.hpp"
+
+#include <spdlog/logger.h>
+
+#include <deque>
+#include <map>
+
+#include "config/glob.hpp"
+#include "daemon/uv_timer.hpp"
+#include "tier/async_client.hpp"
+#include "tier/keys.hpp"
+#include "tier/metrics.hpp"
+
+namespace tierd {
+
+using tier::metrics::Counter;
+using tier::metrics::Gauge;
+using tier::metrics::Histogram;
+
+namespace {
+
+/// Lets a few lines per key through every 10 s and says how many it held back, so a flood
+/// of bad messages cannot flood the journal.
+class LogLimiter {
+ public:
+  /// Returns how many lines were suppressed before this one, or nullopt to stay quiet.
+  std::optional<std::uint64_t> allow(const std::string& key) {
+    auto now = std::chrono::steady_clock::now();
+    auto& w = windows_[key];
+    if (now - w.start > std::chrono::seconds(10)) {
+      w.start = now;
+      w.lines = 0;
+    }
+    if (w.lines < 5) {
+      ++w.lines;
+      auto held = w.suppressed;
+      w.suppressed = 0;
+      return held;
+    }
+    ++w.suppressed;
+    return std::nullopt;
+  }
+
+ private:
+  struct Window {
+    std::chrono::steady_clock::time_point start{};
+    int lines = 0;
+    std::uint64_t suppressed = 0;
+  };
+  std::map<std::string, Window> windows_;
+};
+
+LogLimiter& limiter() {
+  static LogLimiter l;  // loop thread only
+  return l;
+}
+
+class SlotContext final : public Context {
+ public:
+  SlotContext(const DispatcherEnv& env, std::string name, std::string prefix)
+      : env_(env), name_(std::move(name)), prefix_(std::move(prefix)) {}
+
+  tier::AsyncClient& redis() override { return *env_.redis; }
+  tier::PgConn* postgres() override { return env_.postgres; }
+  TimerHandle start_timer(std::chrono::milliseconds delay, std::chrono::milliseconds repeat,
+                          std::function<void()> cb) override {
+    return std::make_unique<UvTimer>(env_.loop, delay, repeat, std::move(cb));
+  }
+  tier::metrics::Registry& metrics() override { return *env_.metrics; }
+  spdlog::logger& log() override { return *env_.log; }
+  const std::string& instance_id() const override { return env_.instance_id; }
+  const std::string& key_prefix() const override { return prefix_; }
+  const std::string& handler_name() const override { return name_; }
+
+ private:
+  const DispatcherEnv& env_;
+  std::string name_;
+  std::string prefix_;
+};
+
+}  // namespace
+
+std::optional<std::string> check_message(std::string_view payload, std::size_t max_bytes) {
+  if (payload.size() > max_bytes) {
+    return "too_large";
+  }
+  if (!tier::valid_utf8(payload)) {
+    return "invalid_utf8";
+  }
+  // Count nesting outside strings: nlohmann's parser would accept any depth, and a
+  // megabyte of '[' is a cheap way to make a parser work hard.
+  std::size_t depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (char c : payload) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > kMaxJsonDepth) {
+        return "too_deep";
+      }
+    } else if (c == '}' || c == ']') {
+      depth = depth > 0 ? depth - 1 : 0;
+    }
+  }
+  return std::nullopt;
+}
+
+struct Item {
+  std::shared_ptr<const Event> event;
+  std::uint32_t attempt = 1;
+};
+
+struct Dispatcher::Slot : std::enable_shared_from_this<Slot> {
+  // Declared next to the code that counts them (STYLE.md).
+  Slot(const DispatcherEnv& env, const HandlerConfig& c, const std::string& prefix)
+      : cfg(c),
+        ctx(env, c.name, prefix),
+        log(*env.log),
+        loop(env.loop),
+        ok(family(env, c.name, "ok")),
+        retried(family(env, c.name, "retry")),
+        failed(family(env, c.name, "fail")),
+        dropped(family(env, c.name, "dropped")),
+        overflow(env.metrics
+                     ->counter("tierd_handler_queue_overflow_total",
+                               "Events dropped because the handler's queue was full")
+                     .with({{"handler", c.name}})),
+        depth(env.metrics->gauge("tierd_handler_queue_depth", "Events waiting for a handler slot")
+                  .with({{"handler", c.name}})),
+        busy(env.metrics->gauge("tierd_handler_in_flight", "Events being handled now")
+                 .with({{"handler", c.name}})),
+        latency(env.metrics
+                    ->histogram("tierd_handler_duration_seconds",
+                                "Time from handing an event to a handler until it answered")
+                    .with({{"handler", c.name}})) {}
+
+  static Counter& family(const DispatcherEnv& env, const std::string& name, const char* result) {
+    return env.metrics
+        ->counter("tierd_handler_events_total",
+                  "Handler outcomes: ok, retry (another attempt scheduled), fail (given up), "
+                  "dropped (queue full, reload or shutdown)")
+        .with({{"handler", name}, {"result", result}});
+  }
+
+  HandlerConfig cfg;
+  SlotContext ctx;
+  std::unique_ptr<Handler> handler;
+  std::vector<std::string> required;
+  spdlog::logger& log;
+  uv_loop_t* loop;
+
+  std::deque<Item> queue;
+  std::size_t in_flight = 0;
+  std::map<std::uint64_t, TimerHandle> retries;
+  std::uint64_t next_retry = 0;
+  bool accepting = true;
+  bool pumping = false;
+  bool stopping = false;
+  std::function<void()> on_drained;
+
+  Counter& ok;
+  Counter& retried;
+  Counter& failed;
+  Counter& dropped;
+  Counter& overflow;
+  Gauge& depth;
+  Gauge& busy;
+  Histogram& latency;
+
+  void update_gauges() {
+    depth.set(static_cast<double>(queue.size()));
+    busy.set(static_cast<double>(in_flight));
+  }
+
+  void enqueue(Item item) {
+    if (queue.size() >= cfg.queue_limit) {
+      overflow.inc();
+      dropped.inc();
+      if (auto held = limiter().allow("overflow:" + cfg.name)) {
+        log.warn("handler {}: queue full ({} events), dropping an event on {}{}", cfg.name,
+                 cfg.queue_limit, tier::excerpt(item.event->channel),
+                 *held ? fmt::format(" ({} similar lines suppressed)", *held) : "");
+      }
+      return;
+    }
+    queue.push_back(std::move(item));
+    pump();
+  }
+
+  void pump() {
+    if (pumping) {
+      return;  // a handler answered synchronously; the outer loop carries on
+    }
+    pumping = true;
+    while (in_flight < cfg.max_concurrency && !queue.empty()) {
+      Item item = std::move(queue.front());
+      queue.pop_front();
+      ++in_flight;
+      start(std::move(item));
+    }
+    pumping = false;
+    update_gauges();
+    maybe_drained();
+  }
+
+  void start(Item item) {
+    std::weak_ptr<Slot> weak = weak_from_this();
+    const auto began = std::chrono::steady_clock::now();
+    auto called = std::make_shared<bool>(false);
+    auto done = [weak, item, began, called](HandlerResult r) {
+      if (*called) {
+        return;  // a second answer is a handler bug; the first one counts
+      }
+      *called = true;
+      if (auto self = weak.lock()) {
+        self->finish(item, std::move(r), began);
+      }
+    };
+    try {
+      handler->handle(item.event, done);
+    } catch (const std::exception& e) {
+      done(HandlerResult::fail(std::string("handler threw: ") + e.what()));
+    } catch (...) {
+      done(HandlerResult::fail("handler threw"));
+    }
+  }
+
+  void finish(const Item& item, HandlerResult r, std::chrono::steady_clock::time_point began) {
+    --in_flight;
+    latency.observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
+    switch (r.kind) {
+      case HandlerResult::Kind::ok:
+        ok.inc();
+        break;
+      case HandlerResult::Kind::retry:
+        if (item.attempt < cfg.max_attempts && !stopping) {
+          retried.inc();
+          schedule_retry(item);
+          break;
+        }
+        failed.inc();
+        if (auto held = limiter().allow("fail:" + cfg.name)) {
+          log.warn("handler {}: giving up on {} after {} attempts: {}{}", cfg.name,
+                   tier::excerpt(item.event->channel), item.attempt, tier::excerpt(r.detail, 200),
+                   *held ? fmt::format(" ({} similar lines suppressed)", *held) : "");
+        }
+        break;
+      case HandlerResult::Kind::fail:
+        failed.inc();
+        if (auto held = limiter().allow("fail:" + cfg.name)) {
+          log.warn("handler {}: failed on {}: {}{}", cfg.name, tier::excerpt(item.event->channel),
+                   tier::excerpt(r.detail, 200),
+                   *held ? fmt::format(" ({} similar lines suppressed)", *held) : "");
+        }
+        break;
+    }
+    pump();
+  }
+
+  void schedule_retry(const Item& item) {
+    // Backoff doubles per attempt, capped at a minute.
+    auto delay = cfg.retry_backoff * (1LL << std::min<std::uint32_t>(item.attempt - 1, 16));
+    delay = std::min<std::chrono::milliseconds>(delay, std::chrono::minutes(1));
+    const std::uint64_t id = next_retry++;
+    Item next{item.event, item.attempt + 1};
+    std::weak_ptr<Slot> weak = weak_from_this();
+    retries.emplace(
+        id, std::make_unique<UvTimer>(loop, delay, std::chrono::milliseconds(0), [weak, id, next] {
+          auto self = weak.lock();
+          if (!self) {
+            return;
+          }
+          self->retries.erase(id);
+          // A retry goes before new work: it is older.
+          self->queue.push_front(next);
+          self->pump();
+        }));
+  }
+
+  /// Stop taking events; pending retries are dropped (counted) and the queue drains.
+  void retire(std::function<void()> drained) {
+    accepting = false;
+    stopping = true;
+    dropped.inc(static_cast<double>(retries.size()));
+    retries.clear();
+    on_drained = std::move(drained);
+    maybe_drained();
+  }
+
+  void maybe_drained() {
+    if (!stopping || !on_drained || in_flight > 0 || !queue.empty() || pumping) {
+      return;
+    }
+    auto d = std::move(on_drained);
+    on_drained = nullptr;
+    std::weak_ptr<Slot> weak = weak_from_this();
+    handler->stop([weak, d] {
+      if (weak.lock()) {
+        d();
+      }
+    });
+  }
+};
+
+struct Dispatcher::Generation {
+  std::vector<std::shared_ptr<Slot>> slots;
+  std::size_t remaining = 0;
+  TimerHandle deadline;
+  std::function<void(bool)> done;
+};
+
+Dispatcher::Dispatcher(DispatcherEnv env) : env_(std::move(env)) {}
+
+Dispatcher::~Dispatcher() {
+  // Handlers go first: their destructors stop callbacks from reaching the slots.
+  for (auto& gen : retiring_) {
+    gen->deadline.reset();
+    for (auto& s : gen->slots) {
+      s->retries.clear();
+      s->handler.reset();
+    }
+  }
+  if (current_) {
+    for (auto& s : current_->slots) {
+      s->retries.clear();
+      s->handler.reset();
+    }
+  }
+}
+
+void Dispatcher::install(const Config& config) {
+  auto gen = std::make_shared<Generation>();
+  for (const auto& hc : config.handlers) {
+    auto slot = std::make_shared<Slot>(env_, hc, config.key_prefix);
+    slot->handler = hc.build(slot->ctx);
+    slot->required = slot->handler->required_fields();
+    gen->slots.push_back(std::move(slot));
+  }
+  for (auto& s : gen->slots) {
+    s->handler->start();
+  }
+  auto old = std::move(current_);
+  current_ = std::move(gen);
+  config_ = config;
+  if (old) {
+    retiring_.push_back(old);
+    retire(old, config.shutdown_timeout, [this, old](bool clean) {
+      if (!clean) {
+        env_.log->warn("reload: old handlers did not drain within {} ms; abandoning their work",
+                       config_.shutdown_timeout.count());
+      }
+      std::erase(retiring_, old);
+    });
+  }
+}
+
+void Dispatcher::retire(std::shared_ptr<Generation> gen, std::chrono::milliseconds timeout,
+                        std::function<void(bool)> done) {
+  gen->remaining = gen->slots.size();
+  gen->done = std::move(done);
+  std::weak_ptr<Generation> weak = gen;
+  // Finishing defers to a fresh loop turn: `done` may destroy the generation, and it must
+  // not do that inside a handler's own callback.
+  auto finish = [this, weak](bool clean) {
+    auto g = weak.lock();
+    if (!g || !g->done) {
+      return;
+    }
+    auto d = std::move(g->done);
+    g->done = nullptr;
+    g->deadline = std::make_unique<UvTimer>(env_.loop, std::chrono::milliseconds(0),
+                                            std::chrono::milliseconds(0), [weak, d, clean] {
+                                              if (auto g2 = weak.lock()) {
+                                                g2->deadline.reset();
+                                              }
+                                              d(clean);
+                                            });
+  };
+  if (gen->slots.empty()) {
+    finish(true);
+    return;
+  }
+  gen->deadline = std::make_unique<UvTimer>(env_.loop, timeout, std::chrono::milliseconds(0),
+                                            [finish] { finish(false); });
+  for (auto& s : gen->slots) {
+    s->retire([weak, finish] {
+      auto g = weak.lock();
+      if (g && --g->remaining == 0) {
+        finish(true);
+      }
+    });
+  }
+}
+
+void Dispatcher::on_message(std::string_view pattern, std::string_view channel,
+                            std::string_view payload) {
+  if (!accepting_ || !current_) {
+    return;
+  }
+  const std::string label(pattern.empty() ? channel : pattern);
+  auto& metrics = *env_.metrics;
+  metrics.counter("tierd_messages_received_total", "Messages received, by subscription pattern")
+      .with({{"channel_pattern", label}})
+      .inc();
+  auto reject = [&](const std::string& reason, const std::string& detail) {
+    metrics
+        .counter("tierd_messages_rejected_total",
+                 "Messages dropped before any handler saw them, by pattern and reason")
+        .with({{"channel_pattern", label}, {"reason", reason}})
+        .inc();
+    if (auto held = limiter().allow("reject:" + reason)) {
+      env_.log->warn("dropped a message on {} ({}{}): {}{}", tier::excerpt(channel, 100), reason,
+                     detail.empty() ? "" : ", " + detail, tier::excerpt(payload, 60),
+                     *held ? fmt::format(" ({} similar lines suppressed)", *held) : "");
+    }
+  };
+
+  if (auto reason = check_message(payload, config_.max_message_bytes)) {
+    reject(*reason, *reason == "too_large" ? std::to_string(payload.size()) + " bytes" : "");
+    return;
+  }
+  auto event = std::make_shared<Event>();
+  event->body = nlohmann::json::parse(payload, nullptr, /*allow_exceptions=*/false);
+  if (event->body.is_discarded()) {
+    reject("not_json", "");
+    return;
+  }
+  if (!event->body.is_object()) {
+    reject("not_object", "");
+    return;
+  }
+  if (auto it = event->body.find("id"); it != event->body.end()) {
+    if (!it->is_string()) {
+      reject("wrong_type", "envelope id is not a string");
+      return;
+    }
+    event->id = it->get<std::string>();
+  }
+  event->channel = std::string(channel);
+  event->pattern = label;
+  event->raw_bytes = payload.size();
+  event->received = std::chrono::system_clock::now();
+  std::shared_ptr<const Event> shared = std::move(event);
+
+  bool routed = false;
+  for (auto& slot : current_->slots) {
+    bool match = false;
+    for (const auto& glob : slot->cfg.on) {
+      match = match || glob_match(glob, shared->channel);
+    }
+    if (!match) {
+      continue;
+    }
+    std::string missing;
+    for (const auto& f : slot->required) {
+      if (!shared->body.contains(f)) {
+        missing = f;
+        break;
+      }
+    }
+    if (!missing.empty()) {
+      reject("missing_field", "handler " + slot->cfg.name + " needs '" + missing + "'");
+      continue;
+    }
+    routed = true;
+    slot->enqueue(Item{shared, 1});
+  }
+  if (!routed) {
+    metrics.counter("tierd_messages_unrouted_total", "Valid messages no handler subscribed to")
+        .with({{"channel_pattern", label}})
+        .inc();
+  }
+}
+
+void Dispatcher::drain(std::chrono::milliseconds timeout, std::function<void(bool)> done) {
+  accepting_ = false;
+  auto gens = retiring_;
+  if (current_) {
+    gens.push_back(current_);
+  }
+  if (gens.empty()) {
+    done(true);
+    return;
+  }
+  // One tally over every generation; the first `false` wins.
+  struct Tally {
+    std::size_t left;
+    bool clean = true;
+    std::function<void(bool)> done;
+  };
+  auto tally = std::make_shared<Tally>(Tally{gens.size(), true, std::move(done)});
+  for (auto& g : gens) {
+    g->deadline.reset();
+    for (auto& s : g->slots) {
+      s->on_drained = nullptr;
+    }
+    retire(g, timeout, [tally](bool clean) {
+      tally->clean = tally->clean && clean;
+      if (--tally->left == 0 && tally->done) {
+        auto d = std::move(tally->done);
+        d(tally->clean);
+      }
+    });
+  }
+}
+
+std::size_t Dispatcher::busy() const {
+  std::size_t n = 0;
+  auto count = [&n](const std::shared_ptr<Generation>& g) {
+    for (const auto& s : g->slots) {
+      n += s->queue.size() + s->in_flight;
+    }
+  };
+  if (current_) {
+    count(current_);
+  }
+  for (const auto& g : retiring_) {
+    count(g);
+  }
+  return n;
+}
+
+std::vector<std::string> Dispatcher::handler_names() const {
+  std::vector<std::string> out;
+  if (current_) {
+    for (const auto& s : current_->slots) {
+      out.push_back(s->cfg.name);
+    }
+  }
+  return out;
+}
+
+}  // namespace tierd

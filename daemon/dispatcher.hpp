@@ -1,0 +1,85 @@
+#pragma once
+// The dispatcher: turns each pub/sub message into one immutable Event (parsed once),
+// rejects what is malformed, and routes the Event to every handler instance whose `on`
+// globs match the channel. Each instance has a bounded queue and a concurrency limit;
+// Retry results are re-run after a backoff, up to max_attempts (the core owns retries,
+// not the handlers). A reload installs a new generation of handlers; the old one stops
+// taking events and drains in the background.
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.hpp"
+#include "handlers/handler.hpp"
+
+typedef struct uv_loop_s uv_loop_t;
+
+namespace tier {
+class AsyncClient;
+namespace metrics {
+class Registry;
+}
+}  // namespace tier
+
+namespace tierd {
+
+/// What the dispatcher lends to the handlers it builds.
+struct DispatcherEnv {
+  uv_loop_t* loop = nullptr;
+  tier::AsyncClient* redis = nullptr;
+  tier::PgConn* postgres = nullptr;  ///< may be null
+  tier::metrics::Registry* metrics = nullptr;
+  spdlog::logger* log = nullptr;
+  std::string instance_id;
+};
+
+/// Deepest JSON nesting accepted in a message; deeper ones are rejected before parsing.
+inline constexpr std::size_t kMaxJsonDepth = 64;
+
+/// Why a message was refused, or nullopt; `depth` is checked without recursion.
+std::optional<std::string> check_message(std::string_view payload, std::size_t max_bytes);
+
+class Dispatcher {
+ public:
+  explicit Dispatcher(DispatcherEnv env);
+  ~Dispatcher();
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  /// Builds and starts the handlers of `config`, then lets the previous generation drain
+  /// (bounded by config.shutdown_timeout). Throws if a builder throws; the old generation
+  /// then stays in place.
+  void install(const Config& config);
+
+  /// One message from the subscriber (views valid during the call only).
+  void on_message(std::string_view pattern, std::string_view channel, std::string_view payload);
+
+  /// Stops taking messages and drains every generation: queued and in-flight events finish,
+  /// pending retries are dropped, then each handler's stop(). `done(clean)` runs once all is
+  /// drained (clean = true) or when `timeout` passes (clean = false).
+  void drain(std::chrono::milliseconds timeout, std::function<void(bool clean)> done);
+
+  /// Events queued or being handled, across all generations.
+  std::size_t busy() const;
+  /// Handler instances of the current generation, by name.
+  std::vector<std::string> handler_names() const;
+
+  struct Generation;
+  struct Slot;
+
+ private:
+  void retire(std::shared_ptr<Generation> gen, std::chrono::milliseconds timeout,
+              std::function<void(bool)> done);
+
+  DispatcherEnv env_;
+  Config config_;  ///< the current one (limits, prefix)
+  std::shared_ptr<Generation> current_;
+  std::vector<std::shared_ptr<Generation>> retiring_;
+  bool accepting_ = true;
+};
+
+}  // namespace tierd

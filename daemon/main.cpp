@@ -1,0 +1,90 @@
+// tierd: the worker daemon. Arguments and config errors end here with exit 78
+// (EX_CONFIG, which systemd's RestartPreventExitStatus= knows); everything else lives in
+// App.
+#include <uv.h>
+
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "daemon/app.hpp"
+
+namespace {
+
+constexpr int kExitUsage = 64;   // EX_USAGE
+constexpr int kExitConfig = 78;  // EX_CONFIG
+
+void usage(std::FILE* out) {
+  std::fprintf(out,
+               "usage: tierd [--config FILE]   run (default: the built-in config)\n"
+               "       tierd --check-config FILE   validate FILE and exit (0 ok, 78 invalid)\n"
+               "       tierd --print-default-config\n"
+               "       tierd --version\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  bool check_only = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--version") {
+      std::printf("%s\n", tierd::version_string().c_str());
+      return 0;
+    }
+    if (arg == "--help" || arg == "-h") {
+      usage(stdout);
+      return 0;
+    }
+    if (arg == "--print-default-config") {
+      std::fwrite(tierd::default_config_text().data(), 1, tierd::default_config_text().size(),
+                  stdout);
+      return 0;
+    }
+    if ((arg == "--config" || arg == "--check-config") && i + 1 < argc) {
+      check_only = check_only || arg == "--check-config";
+      config_path = argv[++i];
+      continue;
+    }
+    std::fprintf(stderr, "tierd: unknown or incomplete argument '%s'\n", arg.c_str());
+    usage(stderr);
+    return kExitUsage;
+  }
+
+  tierd::Config config;
+  try {
+    config = config_path.empty() ? tierd::parse_config(tierd::default_config_text(), "<built-in>")
+                                 : tierd::load_config(config_path);
+  } catch (const tierd::ConfigError& e) {
+    std::fprintf(stderr, "tierd: %s: %s\n",
+                 config_path.empty() ? "<built-in>" : config_path.c_str(), e.what());
+    return kExitConfig;
+  }
+  if (check_only) {
+    std::printf("%s: ok (%zu handler(s))\n", config_path.c_str(), config.handlers.size());
+    return 0;
+  }
+
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  int code = 0;
+  {
+    tierd::AppOptions options;
+    options.config = std::move(config);
+    options.config_path = config_path;
+    tierd::App app(&loop, std::move(options));
+    if (auto st = app.start(); !st.ok()) {
+      app.shutdown();
+      uv_run(&loop, UV_RUN_DEFAULT);
+      return kExitConfig;
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    code = app.exit_code();
+  }
+  // Let close callbacks of handles released by the App's destructor run.
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  return code;
+}

@@ -1,0 +1,307 @@
+// Config reader, handler factories, glob routing, message checks and the metrics text
+// format: no servers needed, plus `tierd --check-config` run as users run it.
+#include <sys/wait.h>
+
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+
+#include "config/config.hpp"
+#include "config/glob.hpp"
+#include "daemon/dispatcher.hpp"
+#include "support/servers.hpp"
+#include "tier/metrics.hpp"
+
+namespace {
+
+using tierd::Config;
+using tierd::ConfigError;
+
+tierd::EnvLookup env_of(std::map<std::string, std::string> vars) {
+  return [vars](const char* name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) {
+      return std::nullopt;
+    }
+    return it->second;
+  };
+}
+
+const tierd::EnvLookup kNoEnv = env_of({});
+
+Config parse(const std::string& yaml, const tierd::EnvLookup& env = kNoEnv) {
+  return tierd::parse_config(yaml, "test.yaml", env);
+}
+
+/// The message of the ConfigError `yaml` raises (fails the test if it parses).
+std::string error_of(const std::string& yaml) {
+  try {
+    parse(yaml);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  FAIL("config was accepted:\n" << yaml);
+  return {};
+}
+
+struct Run {
+  int status;
+  std::string output;
+};
+
+Run run_tierd(const std::string& args) {
+  const std::string cmd = std::string(TIERD_PATH) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string out;
+  char buf[4096];
+  std::size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) {
+    out.append(buf, n);
+  }
+  const int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+}  // namespace
+
+TEST_CASE("the built-in default config is the documented example and is valid") {
+  const Config c = tierd::parse_config(tierd::default_config_text(), "<built-in>", kNoEnv);
+  CHECK(c.redis_url == "redis://127.0.0.1:6379/0");
+  CHECK(c.http_host == "127.0.0.1");
+  CHECK(c.http_port == 9464);
+  CHECK(c.subscribe == std::vector<std::string>{"events:*", "system:*", "notifications:*"});
+  CHECK(c.max_message_bytes == 1048576);
+  REQUIRE(c.handlers.size() == 1);
+  CHECK(c.handlers[0].type == "invalidate");
+  CHECK(c.handlers[0].on.size() == 2);
+  // The example file on disk and the embedded text are the same.
+  std::ifstream in(std::string(TIERD_SOURCE_DIR) + "/config/tierd.example.yaml");
+  std::string disk((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(disk == tierd::default_config_text());
+}
+
+TEST_CASE("an empty config takes every default") {
+  const Config c = parse("");
+  CHECK(c.log_level == "info");
+  CHECK(c.handlers.empty());
+  CHECK(c.shutdown_timeout == std::chrono::milliseconds(10000));
+}
+
+TEST_CASE("handler common keys and type-specific keys are read") {
+  const Config c = parse(R"(
+handlers:
+  - type: invalidate
+    name: inv-a
+    on: ["system:cache_invalidation"]
+    max_concurrency: 3
+    queue_limit: 7
+    max_attempts: 5
+    retry_backoff_ms: 50
+    scan_batch: 10
+)");
+  REQUIRE(c.handlers.size() == 1);
+  const auto& h = c.handlers[0];
+  CHECK(h.name == "inv-a");
+  CHECK(h.max_concurrency == 3);
+  CHECK(h.queue_limit == 7);
+  CHECK(h.max_attempts == 5);
+  CHECK(h.retry_backoff == std::chrono::milliseconds(50));
+  CHECK(h.build);
+}
+
+TEST_CASE("broken configs are refused with the YAML path and line") {
+  struct Case {
+    const char* name;
+    const char* yaml;
+    const char* expect;  // substring of the message
+  };
+  const Case cases[] = {
+      {"unknown top-level key", "redis:\n  url: redis://127.0.0.1:6379\nbogus: 1\n",
+       "bogus (line 3): unknown key"},
+      {"unknown nested key", "redis:\n  url: redis://127.0.0.1:6379\n  colour: blue\n",
+       "redis.colour (line 3): unknown key"},
+      {"wrong type: string for integer", "max_message_bytes: lots\n",
+       "max_message_bytes (line 1): expected an integer"},
+      {"wrong type: list for string", "log_level: [info]\n",
+       "log_level (line 1): expected a string"},
+      {"wrong type: number for list", "subscribe: 5\n", "subscribe (line 1): expected a list"},
+      {"out of range", "shutdown_timeout_ms: 0\n", "shutdown_timeout_ms (line 1): must be between"},
+      {"overlapping patterns", "subscribe:\n  - events:*\n  - events:version_*\n",
+       "subscribe[1] (line 3): 'events:version_*' overlaps subscribe[0] 'events:*'"},
+      {"overlapping patterns via classes", "subscribe:\n  - \"a:[xy]1\"\n  - \"a:?1\"\n",
+       "subscribe[1] (line 3)"},
+      {"password in the Redis URL", "redis:\n  url: redis://:hunter2@127.0.0.1:6379/0\n",
+       "redis.url (line 2): the URL contains a password"},
+      {"password key", "redis:\n  password: hunter2\n", "TIERD_REDIS_PASSWORD"},
+      {"password in the PostgreSQL conninfo",
+       "postgres:\n  conninfo: \"host=x dbname=y password=hunter2\"\n",
+       "postgres.conninfo (line 2): the conninfo contains a password"},
+      {"password in a PostgreSQL URL", "postgres:\n  conninfo: postgresql://u:pw@h/db\n",
+       "postgres.conninfo (line 2)"},
+      {"bad Redis URL", "redis:\n  url: http://example.com\n",
+       "redis.url (line 2): invalid Redis URL"},
+      {"bad listen host", "http:\n  listen: example.com:80\n",
+       "http.listen (line 2): listen host must be an IP address"},
+      {"bad listen port", "http:\n  listen: 127.0.0.1:99999\n", "http.listen (line 2): port"},
+      {"bad log level", "log_level: loud\n", "log_level (line 1): unknown log level"},
+      {"unknown handler type", "handlers:\n  - type: teleport\n    on: [\"events:*\"]\n",
+       "handlers[0].type (line 2): unknown handler type 'teleport' (known: invalidate)"},
+      {"handler without on", "handlers:\n  - type: invalidate\n",
+       "handlers[0].on (line 2): required key is missing"},
+      {"handler glob that is never delivered",
+       "handlers:\n  - type: invalidate\n    on: [\"other:*\"]\n",
+       "handlers[0].on[0] (line 3): 'other:*' matches no channel"},
+      {"unknown handler key",
+       "handlers:\n  - type: invalidate\n    on: [\"system:*\"]\n    speed: 3\n",
+       "handlers[0].speed (line 4): unknown key"},
+      {"wrong handler key type",
+       "handlers:\n  - type: invalidate\n    on: [\"system:*\"]\n    max_concurrency: many\n",
+       "handlers[0].max_concurrency (line 4): expected an integer"},
+      {"duplicate handler names",
+       "handlers:\n  - type: invalidate\n    on: [\"system:*\"]\n  - type: invalidate\n    on: "
+       "[\"events:*\"]\n",
+       "handlers[1].name (line 4): handler name 'invalidate' is already used"},
+      {"rule template without a literal prefix",
+       "handlers:\n  - type: invalidate\n    on: [\"events:*\"]\n    rules:\n      - on: "
+       "events:x\n        invalidate: [\"{project_id}:*\"]\n",
+       "handlers[0].rules[0].invalidate[0] (line 6): key template"},
+      {"rule template with a bad placeholder",
+       "handlers:\n  - type: invalidate\n    on: [\"events:*\"]\n    rules:\n      - on: "
+       "events:x\n        invalidate: [\"project:{a b}:*\"]\n",
+       "handlers[0].rules[0].invalidate[0] (line 6): placeholder {a b}"},
+      {"unknown rule key",
+       "handlers:\n  - type: invalidate\n    on: [\"events:*\"]\n    rules:\n      - when: x\n",
+       "handlers[0].rules[0].when (line 5): unknown key"},
+      {"YAML syntax error", "redis: [\n", "YAML syntax"},
+      {"glob characters in the namespace", "namespace: \"a*\"\n", "namespace (line 1)"},
+  };
+  for (const auto& c : cases) {
+    SECTION(c.name) {
+      const std::string msg = error_of(c.yaml);
+      INFO(msg);
+      CHECK(msg.find(c.expect) != std::string::npos);
+      CHECK(msg.find("hunter2") == std::string::npos);  // secrets never echoed
+    }
+  }
+}
+
+TEST_CASE("the environment overrides the file, and its values are checked too") {
+  const std::string yaml = "redis:\n  url: redis://10.0.0.1:6379/0\nlog_level: info\n";
+  const Config c = parse(yaml, env_of({{"TIERD_REDIS_URL", "redis://:pw@127.0.0.2:6380/1"},
+                                       {"TIERD_HTTP_LISTEN", "[::1]:0"},
+                                       {"TIERD_LOG_LEVEL", "debug"},
+                                       {"TIERD_POSTGRES_URL", "postgresql://u:pw@h/db"}}));
+  // A password is fine in the environment (that is where it belongs).
+  CHECK(c.redis_url == "redis://:pw@127.0.0.2:6380/1");
+  CHECK(c.http_host == "::1");
+  CHECK(c.http_port == 0);
+  CHECK(c.log_level == "debug");
+  CHECK(c.postgres_conninfo == "postgresql://u:pw@h/db");
+  try {
+    parse(yaml, env_of({{"TIERD_LOG_LEVEL", "chatty"}}));
+    FAIL("accepted a bad TIERD_LOG_LEVEL");
+  } catch (const ConfigError& e) {
+    CHECK(std::string(e.what()).find("TIERD_LOG_LEVEL (environment)") != std::string::npos);
+  }
+}
+
+TEST_CASE("globs match like Redis and overlap is decided exactly") {
+  using tierd::glob_match;
+  using tierd::globs_overlap;
+  CHECK(glob_match("events:*", "events:version_promoted"));
+  CHECK_FALSE(glob_match("events:*", "system:x"));
+  CHECK(glob_match("a?c", "abc"));
+  CHECK(glob_match("a[bx]c", "axc"));
+  CHECK_FALSE(glob_match("a[^bx]c", "axc"));
+  CHECK(glob_match("a\\*c", "a*c"));
+  CHECK_FALSE(glob_match("a\\*c", "abc"));
+  CHECK(glob_match("*:*:x", "a:b:x"));
+
+  CHECK(globs_overlap("events:*", "events:version_*"));
+  CHECK(globs_overlap("*", "anything"));
+  CHECK(globs_overlap("*:a", "b:*"));
+  CHECK_FALSE(globs_overlap("events:*", "system:*"));
+  CHECK_FALSE(globs_overlap("a:[xy]", "a:z"));
+  CHECK_FALSE(globs_overlap("a*b", "a*c"));
+  CHECK(globs_overlap("a*b*", "a*c"));
+  CHECK_FALSE(globs_overlap("notifications:*", "events:*"));
+}
+
+TEST_CASE("message checks refuse what must not be parsed") {
+  using tierd::check_message;
+  CHECK_FALSE(check_message(R"({"a":1})", 100));
+  CHECK(check_message(std::string(101, ' '), 100) == std::optional<std::string>("too_large"));
+  CHECK(check_message("{\"a\":\"\xff\"}", 100) == std::optional<std::string>("invalid_utf8"));
+  CHECK(check_message(std::string(65, '[') + std::string(65, ']'), 1000) ==
+        std::optional<std::string>("too_deep"));
+  CHECK_FALSE(check_message(std::string(64, '[') + std::string(64, ']'), 1000));
+  // Brackets inside strings do not count as nesting.
+  CHECK_FALSE(check_message("{\"a\":\"" + std::string(200, '[') + "\"}", 1000));
+}
+
+TEST_CASE("the metrics registry renders Prometheus text format 0.0.4") {
+  tier::metrics::Registry r;
+  auto& rejected = r.counter("x_rejected_total", "Rejected messages");
+  auto& a = rejected.with({{"channel", "events:*"}, {"reason", "not_json"}});
+  a.inc();
+  a.inc(2);
+  // The same labels give the same series (stable reference).
+  CHECK(&rejected.with({{"channel", "events:*"}, {"reason", "not_json"}}) == &a);
+  r.gauge("x_up", "Up").with().set(1);
+  auto& h = r.histogram("x_seconds", "Latency", {0.1, 1}).with({{"h", "q\"\\\n"}});
+  h.observe(0.05);
+  h.observe(0.5);
+  h.observe(5);
+  const std::string text = r.render();
+  INFO(text);
+  CHECK(text.find("# HELP x_rejected_total Rejected messages\n# TYPE x_rejected_total counter\n") !=
+        std::string::npos);
+  CHECK(text.find("x_rejected_total{channel=\"events:*\",reason=\"not_json\"} 3\n") !=
+        std::string::npos);
+  CHECK(text.find("# TYPE x_up gauge\nx_up 1\n") != std::string::npos);
+  CHECK(text.find("x_seconds_bucket{h=\"q\\\"\\\\\\n\",le=\"0.1\"} 1\n") != std::string::npos);
+  CHECK(text.find("le=\"1\"} 2\n") != std::string::npos);
+  CHECK(text.find("le=\"+Inf\"} 3\n") != std::string::npos);
+  CHECK(text.find("x_seconds_count{h=\"q\\\"\\\\\\n\"} 3\n") != std::string::npos);
+  CHECK(r.value("x_rejected_total", {{"channel", "events:*"}, {"reason", "not_json"}}) == 3);
+  CHECK_THROWS_AS(r.gauge("x_rejected_total", ""), std::logic_error);
+}
+
+TEST_CASE("tierd --check-config: exit 0 for a valid file, 78 with path and line otherwise") {
+  tiertest::TempDir dir("checkcfg");
+  auto write = [&](const std::string& name, const std::string& text) {
+    const std::string p = dir.path() + "/" + name;
+    std::ofstream(p) << text;
+    return p;
+  };
+  const Run ok =
+      run_tierd("--check-config " + std::string(TIERD_SOURCE_DIR) + "/config/tierd.example.yaml");
+  INFO(ok.output);
+  CHECK(ok.status == 0);
+  CHECK(ok.output.find("ok (1 handler(s))") != std::string::npos);
+
+  const Run bad = run_tierd("--check-config " +
+                            write("bad.yaml",
+                                  "subscribe: [\"events:*\"]\nhandlers:\n  - type: invalidate\n"
+                                  "    on: [\"events:*\"]\n  - type: invalidate\n    name: b\n"
+                                  "    on:\n      - \"nothing:*\"\n"));
+  INFO(bad.output);
+  CHECK(bad.status == 78);
+  CHECK(bad.output.find("bad.yaml: handlers[1].on[0] (line 8)") != std::string::npos);
+
+  const Run secret =
+      run_tierd("--check-config " + write("secret.yaml", "redis:\n  url: redis://:s3cr3t@h:1\n"));
+  CHECK(secret.status == 78);
+  CHECK(secret.output.find("s3cr3t") == std::string::npos);
+  CHECK(secret.output.find("TIERD_REDIS_PASSWORD") != std::string::npos);
+
+  const Run missing = run_tierd("--check-config " + dir.path() + "/nope.yaml");
+  CHECK(missing.status == 78);
+  CHECK(missing.output.find("cannot read") != std::string::npos);
+
+  CHECK(run_tierd("--version").output.find("tierd ") == 0);
+  CHECK(run_tierd("--bogus").status == 64);
+}
