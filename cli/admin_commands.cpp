@@ -138,6 +138,10 @@ void add_admin_commands(CLI::App& app, Context& ctx) {
         ->capture_default_str()
         ->check(CLI::Range(1, 100000));
     ctx.on_run(cmd, [&ctx, a] {
+      // Checked before the prefix goes in front, which would make it non-empty.
+      if (a->pattern.empty()) {
+        throw tier::InvalidArgument("pattern is empty");
+      }
       std::string pattern = tier::glob_escape(ctx.options.prefix) + a->pattern;
       print_deleted(ctx, pattern, delete_matching(ctx, pattern, a->batch));
       return kOk;
