@@ -1,6 +1,10 @@
 #include "tier/endpoint.hpp"
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string_view>
 
 #include "tier/errors.hpp"
@@ -39,6 +43,35 @@ std::string percent_decode(std::string_view s) {
     }
   }
   return out;
+}
+
+// TIERD_REDIS_PASSWORD, then TIERD_REDIS_PASSWORD_FILE (a file holding the password, e.g. a
+// systemd credential in $CREDENTIALS_DIRECTORY, so the secret is in no environment block),
+// then REDISCLI_AUTH. The file's trailing newlines are not part of the password.
+std::string password_from_environment() {
+  if (const char* v = std::getenv("TIERD_REDIS_PASSWORD"); v != nullptr && *v != '\0') {
+    return v;
+  }
+  if (const char* path = std::getenv("TIERD_REDIS_PASSWORD_FILE");
+      path != nullptr && *path != '\0') {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      throw InvalidArgument(std::string("TIERD_REDIS_PASSWORD_FILE '") + path +
+                            "': cannot read: " + std::strerror(errno));
+    }
+    std::string password((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) {
+      password.pop_back();
+    }
+    if (password.empty()) {
+      throw InvalidArgument(std::string("TIERD_REDIS_PASSWORD_FILE '") + path + "' is empty");
+    }
+    return password;
+  }
+  if (const char* v = std::getenv("REDISCLI_AUTH"); v != nullptr && *v != '\0') {
+    return v;
+  }
+  return {};
 }
 
 }  // namespace
@@ -105,12 +138,7 @@ RedisEndpoint RedisEndpoint::parse(const std::string& url) {
     throw InvalidArgument("redis url '" + shown + "': must start with redis:// or unix://");
   }
   if (ep.password.empty()) {
-    for (const char* var : {"TIERD_REDIS_PASSWORD", "REDISCLI_AUTH"}) {
-      if (const char* v = std::getenv(var); v != nullptr && *v != '\0') {
-        ep.password = v;
-        break;
-      }
-    }
+    ep.password = password_from_environment();
   }
   return ep;
 }

@@ -1,7 +1,8 @@
 #pragma once
 // Where Redis is and how to log in: redis://[user:password@]host:port/db or unix://path[?db=N].
-// The password may also come from TIERD_REDIS_PASSWORD or REDISCLI_AUTH. It is never
-// printed: redacted() is what logs and errors show.
+// The password may also come from TIERD_REDIS_PASSWORD, TIERD_REDIS_PASSWORD_FILE (a file
+// holding it, e.g. a systemd credential) or REDISCLI_AUTH. It is never printed: redacted() is
+// what logs and errors show.
 
 #include <string>
 
@@ -16,7 +17,8 @@ struct RedisEndpoint {
   int db = 0;
 
   /// Parses a URL; throws InvalidArgument naming what is wrong. When the URL has no
-  /// password, TIERD_REDIS_PASSWORD then REDISCLI_AUTH are used.
+  /// password, TIERD_REDIS_PASSWORD, then the file named by TIERD_REDIS_PASSWORD_FILE, then
+  /// REDISCLI_AUTH are used.
   static RedisEndpoint parse(const std::string& url);
   /// The URL with the password replaced by "***".
   std::string redacted() const;
