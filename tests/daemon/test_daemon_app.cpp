@@ -1,0 +1,383 @@
+// The daemon object on a test loop against the harness's real Redis: invalidation as a
+// publisher triggers it, bad input counted and dropped, the core's queues and retries
+// (with a test handler), reload and drain.
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <catch2/catch.hpp>
+
+#include <fstream>
+
+#include "config/config.hpp"
+#include "daemon/app.hpp"
+#include "daemon/dispatcher.hpp"
+#include "support/helpers.hpp"
+#include "support/servers.hpp"
+#include "tier/metrics.hpp"
+#include "tier/op.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using tier::metrics::Labels;
+
+std::shared_ptr<spdlog::logger> quiet_logger() {
+  auto l =
+      std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+  return l;
+}
+
+const tierd::EnvLookup kNoEnv = [](const char*) -> std::optional<std::string> {
+  return std::nullopt;
+};
+
+/// A tierd App on its own loop, subscribed to the harness's Redis, keys under `keys`.
+struct Daemon {
+  explicit Daemon(const std::string& handlers_yaml, const std::string& name,
+                  const std::string& config_path = "")
+      : client(tiertest::redis().client()), keys(client, name) {
+    yaml = "redis:\n  url: " + tiertest::redis().url() +
+           "\nhttp:\n  listen: 127.0.0.1:0\nnamespace: \"" + keys.prefix() +
+           "\"\nshutdown_timeout_ms: 3000\n" + handlers_yaml;
+    tierd::AppOptions o;
+    o.config = tierd::parse_config(yaml, "test.yaml", kNoEnv);
+    o.config_path = config_path;
+    o.env = kNoEnv;
+    o.handle_signals = false;
+    o.logger = quiet_logger();
+    app = std::make_unique<tierd::App>(loop.get(), std::move(o));
+    REQUIRE(app->start().ok());
+    REQUIRE(loop.run_until([&] { return app->readiness().ready; }, 5s));
+  }
+  ~Daemon() {
+    app->shutdown();
+    loop.run_until([&] { return app->finished(); }, 5s);
+    app.reset();
+    loop.run_until([] { return false; }, 50ms);  // let close callbacks run
+  }
+
+  void set(const std::string& key) { client.run(tier::raw({"SET", keys(key), "v"})); }
+  bool exists(const std::string& key) {
+    return client.run(tier::raw({"EXISTS", keys(key)})).integer == 1;
+  }
+  void publish(const std::string& channel, const std::string& payload) {
+    client.run(tier::raw({"PUBLISH", channel, payload}));
+  }
+  double metric(const std::string& name, const Labels& labels) {
+    return app->metrics().value(name, labels);
+  }
+  /// Runs the loop until `pred` holds (2 s).
+  bool until(const std::function<bool()>& pred) { return loop.run_until(pred, 2s); }
+
+  tiertest::TestLoop loop;
+  tier::Client& client;
+  tiertest::TestKeys keys;
+  std::string yaml;
+  std::unique_ptr<tierd::App> app;
+};
+
+const std::string kInvalidate = R"(
+handlers:
+  - type: invalidate
+    name: inv
+    on: ["system:cache_invalidation", "events:version_promoted"]
+    rules:
+      - on: events:version_promoted
+        invalidate: ["project:{project_id}:analysis:*", "project:{project_id}:summary"]
+)";
+
+Labels handler_result(const std::string& result) {
+  return {{"handler", "inv"}, {"result", result}};
+}
+
+}  // namespace
+
+TEST_CASE("invalidate deletes exactly the keys, patterns, sessions and projects named") {
+  Daemon d(kInvalidate, "inv_basic");
+  for (const char* k :
+       {"plain:k1", "plain:k2", "project:42:analysis:a", "project:42:analysis:b", "project:42:keep",
+        "project:43:x", "project:43:y", "session:s1:a", "session:s2:a", "other:keep"}) {
+    d.set(k);
+  }
+  d.publish("system:cache_invalidation", R"({"keys":["plain:k1"]})");
+  REQUIRE(d.until([&] { return !d.exists("plain:k1"); }));
+  CHECK(d.exists("plain:k2"));
+
+  d.publish("system:cache_invalidation", R"({"patterns":["project:42:analysis:*"]})");
+  REQUIRE(d.until([&] { return !d.exists("project:42:analysis:b"); }));
+  CHECK_FALSE(d.exists("project:42:analysis:a"));
+  CHECK(d.exists("project:42:keep"));
+
+  d.publish("system:cache_invalidation", R"({"session_id":"s1","project_id":"43"})");
+  REQUIRE(d.until([&] { return !d.exists("session:s1:a") && !d.exists("project:43:y"); }));
+  CHECK_FALSE(d.exists("project:43:x"));
+  CHECK(d.exists("session:s2:a"));
+  CHECK(d.exists("other:keep"));
+
+  REQUIRE(
+      d.until([&] { return d.metric("tierd_handler_events_total", handler_result("ok")) == 3; }));
+  CHECK(d.metric("tierd_invalidate_keys_deleted_total", {{"handler", "inv"}, {"kind", "key"}}) ==
+        1);
+  CHECK(d.metric("tierd_invalidate_keys_deleted_total",
+                 {{"handler", "inv"}, {"kind", "pattern"}}) == 5);
+  CHECK(d.metric("tierd_invalidate_job_duration_seconds", {{"handler", "inv"}}) == 3);
+}
+
+TEST_CASE("rules fill placeholders from the message; hostile values never widen a pattern") {
+  Daemon d(kInvalidate, "inv_rules");
+  for (const char* k : {"project:7:analysis:a", "project:7:summary", "project:7:keep",
+                        "project:8:analysis:a", "project:77:analysis:a", "session:s2:a"}) {
+    d.set(k);
+  }
+  const char* hostile[] = {
+      R"({"project_id":"*"})",   R"({"project_id":"7*"})",   R"({"project_id":"[78]"})",
+      R"({"project_id":""})",    R"({"project_id":5})",      R"({"project_id":null})",
+      R"({"project_id":["7"]})", R"({"project_id":"7\n8"})", R"({"project_id":"7\\"})",
+      R"({"other":"7"})",
+  };
+  for (const char* m : hostile) {
+    d.publish("events:version_promoted", m);
+  }
+  // An id with glob characters in an explicit invalidation is escaped, so it matches
+  // nothing but itself.
+  d.publish("system:cache_invalidation", R"({"session_id":"*"})");
+  d.publish("system:cache_invalidation", R"({"patterns":["*"]})");
+  d.publish("system:cache_invalidation", R"({"keys":"project:7:keep"})");
+  d.publish("system:cache_invalidation", R"({})");
+  REQUIRE(d.until([&] {
+    return d.metric("tierd_handler_events_total", handler_result("fail")) == 13 &&
+           d.metric("tierd_handler_events_total", handler_result("ok")) == 1;  // session "*"
+  }));
+  for (const char* k : {"project:7:analysis:a", "project:7:summary", "project:7:keep",
+                        "project:8:analysis:a", "project:77:analysis:a", "session:s2:a"}) {
+    INFO(k);
+    CHECK(d.exists(k));
+  }
+  CHECK(d.metric("tierd_invalidate_rejected_total",
+                 {{"handler", "inv"}, {"reason", "bad_value"}}) == 6);
+  CHECK(d.metric("tierd_invalidate_rejected_total",
+                 {{"handler", "inv"}, {"reason", "missing_field"}}) == 1);
+  CHECK(d.metric("tierd_invalidate_rejected_total",
+                 {{"handler", "inv"}, {"reason", "wrong_type"}}) == 4);
+  CHECK(d.metric("tierd_invalidate_rejected_total",
+                 {{"handler", "inv"}, {"reason", "unsafe_pattern"}}) == 1);
+
+  d.publish("events:version_promoted", R"({"project_id":"7"})");
+  REQUIRE(
+      d.until([&] { return !d.exists("project:7:analysis:a") && !d.exists("project:7:summary"); }));
+  CHECK(d.exists("project:7:keep"));
+  CHECK(d.exists("project:77:analysis:a"));
+  CHECK(d.exists("project:8:analysis:a"));
+}
+
+TEST_CASE("malformed messages are counted by pattern and reason, and the daemon goes on") {
+  Daemon d(kInvalidate, "bad_corpus");
+  d.set("plain:alive");
+  auto rejected = [&](const std::string& reason) {
+    return d.metric("tierd_messages_rejected_total",
+                    {{"channel_pattern", "system:*"}, {"reason", reason}});
+  };
+  const std::string ch = "system:cache_invalidation";
+  d.publish(ch, "not json at all");
+  d.publish(ch, R"({"keys":["a"])");  // truncated
+  d.publish(ch, R"(["keys"])");
+  d.publish(ch, "42");
+  d.publish(ch, "\"a string\"");
+  d.publish(ch, "{\"keys\":[\"\xff\xfe\"]}");
+  d.publish(ch, std::string(10 * 1024 * 1024, 'x'));
+  d.publish(ch, "{\"a\":" + std::string(100000, '[') + std::string(100000, ']') + "}");
+  d.publish(ch, R"({"id":5,"keys":["a"]})");
+  d.publish(ch, "");
+  REQUIRE(d.until([&] { return rejected("wrong_type") == 1; }));
+  CHECK(rejected("not_json") == 3);  // garbage, truncated, empty
+  CHECK(rejected("not_object") == 3);
+  CHECK(rejected("invalid_utf8") == 1);
+  CHECK(rejected("too_large") == 1);
+  CHECK(rejected("too_deep") == 1);
+  CHECK(d.metric("tierd_messages_received_total", {{"channel_pattern", "system:*"}}) == 10);
+  CHECK(d.metric("tierd_handler_events_total", handler_result("ok")) == 0);
+
+  // Still serving, and /metrics says the same.
+  d.publish(ch, R"({"keys":["plain:alive"]})");
+  REQUIRE(d.until([&] { return !d.exists("plain:alive"); }));
+  const std::string text = d.app->metrics().render();
+  CHECK(
+      text.find("tierd_messages_rejected_total{channel_pattern=\"system:*\",reason=\"too_large\"} "
+                "1") != std::string::npos);
+}
+
+namespace {
+
+/// A handler under the test's control: answers with what `script` says per attempt, or
+/// holds the answer until release().
+struct Probe {
+  std::vector<tierd::HandlerResult::Kind> script;  // per call; past the end: ok
+  bool hold = false;
+  std::vector<tierd::Done> held;
+  int calls = 0;
+  int stops = 0;
+  void release() {
+    auto h = std::move(held);
+    held.clear();
+    for (auto& d : h) {
+      d(tierd::HandlerResult::ok());
+    }
+  }
+};
+
+class ProbeHandler final : public tierd::Handler {
+ public:
+  explicit ProbeHandler(Probe& p) : p_(p) {}
+  void handle(std::shared_ptr<const tierd::Event>, tierd::Done done) override {
+    const std::size_t i = static_cast<std::size_t>(p_.calls++);
+    if (p_.hold) {
+      p_.held.push_back(std::move(done));
+      return;
+    }
+    const auto k = i < p_.script.size() ? p_.script[i] : tierd::HandlerResult::Kind::ok;
+    done(tierd::HandlerResult{k, "scripted"});
+  }
+  void stop(std::function<void()> drained) override {
+    ++p_.stops;
+    drained();
+  }
+  std::vector<std::string> required_fields() const override { return {"needed"}; }
+
+ private:
+  Probe& p_;
+};
+
+struct CoreRig {
+  explicit CoreRig(Probe& probe, std::size_t concurrency = 1, std::size_t queue = 2,
+                   std::uint32_t attempts = 3) {
+    env.loop = loop.get();
+    env.metrics = &metrics;
+    env.log = log.get();
+    env.instance_id = "test:1";
+    config.max_message_bytes = 1024;
+    tierd::HandlerConfig h;
+    h.type = "probe";
+    h.name = "probe";
+    h.on = {"events:*"};
+    h.max_concurrency = concurrency;
+    h.queue_limit = queue;
+    h.max_attempts = attempts;
+    h.retry_backoff = 10ms;
+    h.build = [&probe](tierd::Context&) { return std::make_unique<ProbeHandler>(probe); };
+    config.handlers.push_back(h);
+    dispatcher = std::make_unique<tierd::Dispatcher>(env);
+    dispatcher->install(config);
+  }
+  double events(const std::string& result) {
+    return metrics.value("tierd_handler_events_total", {{"handler", "probe"}, {"result", result}});
+  }
+
+  tiertest::TestLoop loop;
+  tier::metrics::Registry metrics;
+  std::shared_ptr<spdlog::logger> log = quiet_logger();
+  tierd::DispatcherEnv env;
+  tierd::Config config;
+  std::unique_ptr<tierd::Dispatcher> dispatcher;
+};
+
+}  // namespace
+
+TEST_CASE("the core retries with backoff up to max_attempts, then gives up") {
+  using K = tierd::HandlerResult::Kind;
+  Probe probe;
+  probe.script = {K::retry, K::retry, K::ok, K::retry, K::retry, K::retry};
+  CoreRig rig(probe);
+  rig.dispatcher->on_message("events:*", "events:a", R"({"needed":1})");
+  REQUIRE(rig.loop.run_until([&] { return rig.events("ok") == 1; }, 2s));
+  CHECK(probe.calls == 3);
+  CHECK(rig.events("retry") == 2);
+  rig.dispatcher->on_message("events:*", "events:a", R"({"needed":1})");
+  REQUIRE(rig.loop.run_until([&] { return rig.events("fail") == 1; }, 2s));
+  CHECK(probe.calls == 6);  // three attempts, no more
+  CHECK(rig.events("retry") == 4);
+}
+
+TEST_CASE("the core bounds concurrency and queue, counts overflow and missing fields") {
+  Probe probe;
+  probe.hold = true;
+  CoreRig rig(probe, /*concurrency=*/1, /*queue=*/2);
+  for (int i = 0; i < 5; ++i) {
+    rig.dispatcher->on_message("events:*", "events:a", R"({"needed":1})");
+  }
+  rig.dispatcher->on_message("events:*", "events:a", R"({"other":1})");
+  CHECK(probe.calls == 1);  // one in flight, two queued, two dropped
+  CHECK(rig.metrics.value("tierd_handler_queue_overflow_total", {{"handler", "probe"}}) == 2);
+  CHECK(rig.metrics.value("tierd_handler_queue_depth", {{"handler", "probe"}}) == 2);
+  CHECK(rig.metrics.value("tierd_messages_rejected_total",
+                          {{"channel_pattern", "events:*"}, {"reason", "missing_field"}}) == 1);
+  // Unrouted channels are counted, not errors.
+  rig.dispatcher->on_message("system:*", "system:x", R"({"needed":1})");
+  CHECK(rig.metrics.value("tierd_messages_unrouted_total", {{"channel_pattern", "system:*"}}) == 1);
+
+  // Drain: the queue finishes, then stop() runs, then done(clean).
+  std::optional<bool> drained;
+  rig.dispatcher->drain(2s, [&](bool clean) { drained = clean; });
+  rig.dispatcher->on_message("events:*", "events:a", R"({"needed":1})");  // refused now
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(rig.loop.run_until([&] { return !probe.held.empty(); }, 1s));
+    probe.release();
+  }
+  REQUIRE(rig.loop.run_until([&] { return drained.has_value(); }, 2s));
+  CHECK(*drained);
+  CHECK(probe.calls == 3);
+  CHECK(probe.stops == 1);
+  CHECK(rig.events("ok") == 3);
+}
+
+TEST_CASE("drain gives up at its deadline when a handler never answers") {
+  Probe probe;
+  probe.hold = true;
+  CoreRig rig(probe);
+  rig.dispatcher->on_message("events:*", "events:a", R"({"needed":1})");
+  std::optional<bool> drained;
+  const auto t0 = std::chrono::steady_clock::now();
+  rig.dispatcher->drain(200ms, [&](bool clean) { drained = clean; });
+  REQUIRE(rig.loop.run_until([&] { return drained.has_value(); }, 2s));
+  CHECK_FALSE(*drained);
+  CHECK(std::chrono::steady_clock::now() - t0 < 1s);
+  // A late answer after the deadline is harmless.
+  probe.release();
+}
+
+TEST_CASE("reload: an invalid config is refused and the old handlers keep working") {
+  tiertest::TempDir dir("reload");
+  const std::string path = dir.path() + "/tierd.yaml";
+  Daemon d(kInvalidate, "reload", path);
+  {
+    std::ofstream(path) << d.yaml << "  - type: invalidate\n    name: broken\n    on: [\"x:*\"]\n";
+  }
+  CHECK_FALSE(d.app->reload());
+  CHECK(d.metric("tierd_config_reloads_total", {{"result", "error"}}) == 1);
+  CHECK(d.app->dispatcher().handler_names() == std::vector<std::string>{"inv"});
+  std::ofstream(path, std::ios::trunc) << "garbage: [";
+  CHECK_FALSE(d.app->reload());
+  d.set("plain:a");
+  d.publish("system:cache_invalidation", R"({"keys":["plain:a"]})");
+  REQUIRE(d.until([&] { return !d.exists("plain:a"); }));
+
+  // A valid config replaces the handlers; the new instance does the work.
+  std::string next = d.yaml;
+  next.replace(next.find("name: inv"), 9, "name: inv2");
+  std::ofstream(path, std::ios::trunc) << next;
+  REQUIRE(d.app->reload());
+  CHECK(d.app->dispatcher().handler_names() == std::vector<std::string>{"inv2"});
+  d.set("plain:b");
+  d.publish("system:cache_invalidation", R"({"keys":["plain:b"]})");
+  REQUIRE(d.until([&] { return !d.exists("plain:b"); }));
+  CHECK(d.until([&] {
+    return d.metric("tierd_handler_events_total", {{"handler", "inv2"}, {"result", "ok"}}) == 1;
+  }));
+}
+
+TEST_CASE("shutdown drains and closes every handle, so the loop runs out") {
+  Daemon d(kInvalidate, "shutdown");
+  d.app->shutdown();
+  CHECK_FALSE(d.app->readiness().ready);
+  REQUIRE(d.loop.run_until([&] { return d.app->finished(); }, 3s));
+  CHECK(d.app->exit_code() == 0);
+}

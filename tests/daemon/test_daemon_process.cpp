@@ -1,0 +1,225 @@
+// The real tierd binary, as systemd runs it: config file, HTTP endpoints, signals, and
+// Redis failing under it (restart, SIGSTOP).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <fstream>
+#include <sstream>
+
+#include "support/helpers.hpp"
+#include "support/servers.hpp"
+#include "tier/op.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+struct HttpReply {
+  int status = 0;  ///< 0 = no answer
+  std::string body;
+};
+
+/// Blocking GET on the test side (the daemon under test is a separate process).
+HttpReply http_get(int port, const std::string& path) {
+  HttpReply out;
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) {
+    return out;
+  }
+  timeval tv{2, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return out;
+  }
+  const std::string req = "GET " + path + " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+  if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
+    ::close(fd);
+    return out;
+  }
+  std::string raw;
+  char buf[65536];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) {
+    raw.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  if (raw.rfind("HTTP/1.1 ", 0) != 0 || raw.size() < 12) {
+    return out;
+  }
+  out.status = std::stoi(raw.substr(9, 3));
+  const auto body = raw.find("\r\n\r\n");
+  out.body = body == std::string::npos ? "" : raw.substr(body + 4);
+  return out;
+}
+
+/// The value of one sample line in a /metrics text ("name{labels}"), or -1.
+double sample(const std::string& text, const std::string& series) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(series + " ", 0) == 0) {
+      return std::stod(line.substr(series.size() + 1));
+    }
+  }
+  return -1;
+}
+
+/// tierd started from a config file written for the test.
+class Tierd {
+ public:
+  Tierd(const std::string& redis_url, const std::string& prefix)
+      : dir_("tierd"), port_(tiertest::free_port()), path_(dir_.path() + "/tierd.yaml") {
+    yaml_ = "redis:\n  url: " + redis_url + "\n  command_timeout_ms: 1000\n" +
+            "http:\n  listen: 127.0.0.1:" + std::to_string(port_) + "\nnamespace: \"" + prefix +
+            "\"\nshutdown_timeout_ms: 2000\nlog_level: info\nhandlers:\n"
+            "  - type: invalidate\n    on: [\"system:cache_invalidation\"]\n";
+    write(yaml_);
+    proc_.spawn({TIERD_PATH, "--config", path_}, dir_.path() + "/tierd.log");
+  }
+  void write(const std::string& text) { std::ofstream(path_, std::ios::trunc) << text; }
+  HttpReply get(const std::string& path) const { return http_get(port_, path); }
+  bool ready() const { return get("/readyz").status == 200; }
+  std::string metrics() const { return get("/metrics").body; }
+  std::string log() const {
+    std::ifstream in(dir_.path() + "/tierd.log");
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  }
+  tiertest::Process& proc() { return proc_; }
+  const std::string& yaml() const { return yaml_; }
+
+ private:
+  tiertest::TempDir dir_;
+  int port_;
+  std::string path_;
+  std::string yaml_;
+  tiertest::Process proc_;
+};
+
+}  // namespace
+
+TEST_CASE("tierd binary: invalidates, counts bad input in /metrics, survives SIGHUP, exits 0") {
+  tier::Client& c = tiertest::redis().client();
+  tiertest::TestKeys keys(c, "binary");
+  Tierd t(tiertest::redis().url(), keys.prefix());
+  REQUIRE(tiertest::eventually([&] { return t.ready(); }, 5s));
+  CHECK(t.get("/healthz").status == 200);
+
+  c.run(tier::raw({"SET", keys("plain:a"), "v"}));
+  c.run(tier::raw({"PUBLISH", "system:cache_invalidation", R"({"keys":["plain:a"]})"}));
+  REQUIRE(tiertest::eventually(
+      [&] {
+        return c.run(tier::raw({"EXISTS", keys("plain:a")})).integer == 0;
+      },
+      2s));
+
+  c.run(tier::raw({"PUBLISH", "system:cache_invalidation", "{not json"}));
+  c.run(tier::raw({"PUBLISH", "system:cache_invalidation", std::string(2 << 20, 'x')}));
+  REQUIRE(tiertest::eventually(
+      [&] {
+        const std::string m = t.metrics();
+        return sample(m,
+                      "tierd_messages_rejected_total{channel_pattern=\"system:*\",reason=\"not_"
+                      "json\"}") == 1 &&
+               sample(m,
+                      "tierd_messages_rejected_total{channel_pattern=\"system:*\",reason=\"too_"
+                      "large\"}") == 1;
+      },
+      2s));
+
+  // A broken config on SIGHUP is refused; the daemon keeps the old one and keeps working.
+  t.write("handlers:\n  - type: nosuch\n    on: [\"events:*\"]\n");
+  t.proc().signal(SIGHUP);
+  REQUIRE(tiertest::eventually(
+      [&] { return sample(t.metrics(), "tierd_config_reloads_total{result=\"error\"}") == 1; },
+      2s));
+  CHECK(t.log().find("handlers[0].type (line 2): unknown handler type") != std::string::npos);
+  c.run(tier::raw({"SET", keys("plain:b"), "v"}));
+  c.run(tier::raw({"PUBLISH", "system:cache_invalidation", R"({"keys":["plain:b"]})"}));
+  REQUIRE(tiertest::eventually(
+      [&] {
+        return c.run(tier::raw({"EXISTS", keys("plain:b")})).integer == 0;
+      },
+      2s));
+
+  // A valid one is taken.
+  t.write(t.yaml());
+  t.proc().signal(SIGHUP);
+  REQUIRE(tiertest::eventually(
+      [&] { return sample(t.metrics(), "tierd_config_reloads_total{result=\"ok\"}") == 1; }, 2s));
+
+  const auto t0 = Clock::now();
+  const int status = t.proc().stop(SIGTERM, 5000);
+  const auto took = Clock::now() - t0;
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(took < 2s);
+  INFO(t.log());
+  CHECK(t.log().find("stopped") != std::string::npos);
+}
+
+TEST_CASE("tierd re-subscribes and handles messages within 2 s of a Redis restart") {
+  tiertest::RedisServer r;
+  Tierd t(r.url(), "rs:");
+  REQUIRE(tiertest::eventually([&] { return t.ready(); }, 5s));
+
+  r.restart();
+  const auto t0 = Clock::now();
+  int n = 0;
+  // Publishes made before the re-subscription are lost by design, so keep trying.
+  const bool ok = tiertest::eventually(
+      [&] {
+        const std::string key = "rs:k" + std::to_string(++n);
+        r.client().run(tier::raw({"SET", key, "v"}));
+        r.client().run(tier::raw({"PUBLISH", "system:cache_invalidation",
+                                  R"({"keys":["k)" + std::to_string(n) + "\"]}"}));
+        return tiertest::eventually(
+            [&] {
+              return r.client().run(tier::raw({"EXISTS", key})).integer == 0;
+            },
+            50ms);
+      },
+      2s);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
+  INFO("handling again " << took.count() << " ms after the restart");
+  CHECK(ok);
+  REQUIRE(tiertest::eventually([&] { return t.ready(); }, 2s));
+  CHECK(sample(t.metrics(), "tierd_redis_reconnects_total{link=\"subscriber\"}") >= 1);
+  WARN("tierd handled an invalidation " << took.count() << " ms after redis-server restarted");
+}
+
+TEST_CASE("a frozen Redis (SIGSTOP) makes tierd not ready, and it recovers after SIGCONT") {
+  tiertest::RedisServer r;
+  Tierd t(r.url(), "fz:");
+  REQUIRE(tiertest::eventually([&] { return t.ready(); }, 5s));
+
+  r.pause();
+  const auto t0 = Clock::now();
+  // Health check every 1 s with a 1 s deadline, command deadline 1 s: not ready within ~3 s.
+  const bool down = tiertest::eventually([&] { return t.get("/readyz").status == 503; }, 5s);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
+  CHECK(down);
+  const HttpReply rz = t.get("/readyz");
+  CHECK(rz.body.find("\"ready\":false") != std::string::npos);
+  CHECK(t.get("/healthz").status == 200);  // the loop itself is fine
+  CHECK(sample(t.metrics(), "tierd_redis_link_up{link=\"subscriber\"}") == 0);
+
+  r.resume();
+  const auto t1 = Clock::now();
+  CHECK(tiertest::eventually([&] { return t.ready(); }, 6s));
+  const auto back = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t1);
+  WARN("not ready " << took.count() << " ms after SIGSTOP; ready " << back.count()
+                    << " ms after SIGCONT");
+}
