@@ -13,6 +13,7 @@
 #include "tier/async_client.hpp"
 #include "tier/endpoint.hpp"
 #include "tier/metrics.hpp"
+#include "tier/pg.hpp"
 
 namespace tierd {
 
@@ -97,6 +98,7 @@ struct App::Impl {
 
   std::unique_ptr<tier::AsyncClient> redis;
   std::unique_ptr<tier::AsyncSubscriber> subscriber;
+  std::unique_ptr<tier::PgConn> postgres;  ///< only when postgres.conninfo is set
   std::unique_ptr<Dispatcher> dispatcher;
   std::unique_ptr<HttpServer> http;
   std::unique_ptr<notify::Watchdog> watchdog;
@@ -109,35 +111,55 @@ struct App::Impl {
   bool subscriber_was_ready = false;
   bool commands_up = false;
   bool subscriber_up = false;
+  bool postgres_was_ready = false;
+  bool postgres_up = false;
 
   void link_state(const char* link, tier::LinkState s, const std::string& reason, bool& was_ready,
                   bool& up) {
     const bool now_up = s == tier::LinkState::ready;
-    metrics.gauge("tierd_redis_link_up", "1 when the Redis link is ready (subscriber: subscribed)")
-        .with({{"link", link}})
-        .set(now_up ? 1 : 0);
+    const bool pg = std::string(link) == "postgres";
+    const char* system = pg ? "postgres" : "redis";
+    if (pg) {
+      metrics.gauge("tierd_postgres_up", "1 when the PostgreSQL connection is ready")
+          .with()
+          .set(now_up ? 1 : 0);
+    } else {
+      metrics
+          .gauge("tierd_redis_link_up", "1 when the Redis link is ready (subscriber: subscribed)")
+          .with({{"link", link}})
+          .set(now_up ? 1 : 0);
+    }
     if (now_up == up) {
       return;  // connecting <-> disconnected while down: not a change worth a line
     }
     up = now_up;
     if (now_up) {
       if (was_ready) {
-        metrics.counter("tierd_redis_reconnects_total", "Times a Redis link came back after a loss")
-            .with({{"link", link}})
-            .inc();
+        if (pg) {
+          metrics
+              .counter("tierd_postgres_reconnects_total",
+                       "Times the PostgreSQL connection came back after a loss")
+              .with()
+              .inc();
+        } else {
+          metrics
+              .counter("tierd_redis_reconnects_total", "Times a Redis link came back after a loss")
+              .with({{"link", link}})
+              .inc();
+        }
         if (std::string(link) == "subscriber") {
           // Pub/sub is at-most-once: what was published meanwhile is gone (DESIGN §3).
           logger->warn("redis {}: re-subscribed; messages published while it was down are lost",
                        link);
         } else {
-          logger->info("redis {}: ready again", link);
+          logger->info("{} {}: ready again", system, link);
         }
       } else {
-        logger->info("redis {}: ready", link);
+        logger->info("{} {}: ready", system, link);
       }
       was_ready = true;
     } else if (!stopping) {
-      logger->warn("redis {}: {} ({})", link, tier::to_string(s), reason);
+      logger->warn("{} {}: {} ({})", system, link, tier::to_string(s), reason);
     }
     update_status();
   }
@@ -155,14 +177,15 @@ struct App::Impl {
     const auto sub = subscriber ? subscriber->state() : tier::LinkState::closed;
     Readiness r;
     r.ready = !stopping && cmd == tier::LinkState::ready && sub == tier::LinkState::ready;
-    std::string body = "{\"ready\":" + std::string(r.ready ? "true" : "false");
+    std::string body;
     body += ",\"redis_commands\":" + json_escape(tier::to_string(cmd));
     body += ",\"redis_subscriber\":" + json_escape(tier::to_string(sub));
-    if (!config.postgres_conninfo.empty()) {
-      // PostgreSQL is used by the write-behind handler, which brings its own link;
-      // no handler of this build connects it, so it does not gate readiness.
-      body += ",\"postgres\":\"not used by the configured handlers\"";
+    if (postgres) {
+      const auto pg = postgres->state();
+      r.ready = r.ready && pg == tier::LinkState::ready;
+      body += ",\"postgres\":" + json_escape(tier::to_string(pg));
     }
+    body = "{\"ready\":" + std::string(r.ready ? "true" : "false") + body;
     if (stopping) {
       body += ",\"stopping\":true";
     }
@@ -230,6 +253,9 @@ struct App::Impl {
     if (redis) {
       redis->close();
     }
+    if (postgres) {
+      postgres->close();
+    }
     if (http) {
       http->close();
     }
@@ -252,6 +278,7 @@ App::~App() {
   impl_->dispatcher.reset();
   impl_->subscriber.reset();
   impl_->redis.reset();
+  impl_->postgres.reset();
   impl_->http.reset();
   impl_->watchdog.reset();
   impl_->signals.clear();
@@ -281,9 +308,26 @@ tier::Status App::start() {
     m.link_state("commands", s, why, m.commands_were_ready, m.commands_up);
   });
 
+  if (!c.postgres_conninfo.empty()) {
+    tier::PgOptions po;
+    po.conninfo = c.postgres_conninfo;
+    po.application_name = "tierd";
+    try {
+      m.postgres = std::make_unique<tier::PgConn>(m.loop, po);
+    } catch (const std::exception& e) {
+      m.logger->error("postgres: {}", e.what());
+      return tier::make_error(tier::ErrorKind::invalid, std::string("postgres: ") + e.what());
+    }
+    m.postgres->on_state([&m](tier::LinkState s, const std::string& why) {
+      m.link_state("postgres", s, why, m.postgres_was_ready, m.postgres_up);
+    });
+    m.metrics.gauge("tierd_postgres_up", "1 when the PostgreSQL connection is ready").with().set(0);
+  }
+
   DispatcherEnv env;
   env.loop = m.loop;
   env.redis = m.redis.get();
+  env.postgres = m.postgres.get();
   env.metrics = &m.metrics;
   env.log = m.logger.get();
   env.instance_id = m.id;
@@ -319,6 +363,9 @@ tier::Status App::start() {
 
   m.redis->start();
   m.subscriber->start();
+  if (m.postgres) {
+    m.postgres->start();
+  }
   m.watchdog = std::make_unique<notify::Watchdog>(m.loop);
   m.watchdog->start();
 

@@ -167,6 +167,8 @@ struct Dispatcher::Slot : std::enable_shared_from_this<Slot> {
   bool accepting = true;
   bool pumping = false;
   bool stopping = false;
+  bool stop_called = false;
+  bool handler_drained = false;
   std::function<void()> on_drained;
 
   Counter& ok;
@@ -303,11 +305,27 @@ struct Dispatcher::Slot : std::enable_shared_from_this<Slot> {
     if (!stopping || !on_drained || in_flight > 0 || !queue.empty() || pumping) {
       return;
     }
-    auto d = std::move(on_drained);
-    on_drained = nullptr;
+    if (handler_drained) {
+      auto d = std::move(on_drained);
+      on_drained = nullptr;
+      d();
+      return;
+    }
+    if (stop_called) {
+      return;  // the handler's drained callback delivers on_drained
+    }
+    // stop() runs once per handler, even when a shutdown overtakes a reload's drain.
+    stop_called = true;
     std::weak_ptr<Slot> weak = weak_from_this();
-    handler->stop([weak, d] {
-      if (weak.lock()) {
+    handler->stop([weak] {
+      auto self = weak.lock();
+      if (!self || self->handler_drained) {
+        return;
+      }
+      self->handler_drained = true;
+      if (self->on_drained) {
+        auto d = std::move(self->on_drained);
+        self->on_drained = nullptr;
         d();
       }
     });

@@ -76,12 +76,14 @@ int main(int argc, char** argv) {
     options.config_path = config_path;
     tierd::App app(&loop, std::move(options));
     if (auto st = app.start(); !st.ok()) {
+      // Already logged. Not EX_CONFIG: a port in use may free up, so systemd may retry.
       app.shutdown();
       uv_run(&loop, UV_RUN_DEFAULT);
-      return kExitConfig;
+      code = 1;
+    } else {
+      uv_run(&loop, UV_RUN_DEFAULT);
+      code = app.exit_code();
     }
-    uv_run(&loop, UV_RUN_DEFAULT);
-    code = app.exit_code();
   }
   // Let close callbacks of handles released by the App's destructor run.
   uv_run(&loop, UV_RUN_DEFAULT);

@@ -34,9 +34,10 @@ const tierd::EnvLookup kNoEnv = [](const char*) -> std::optional<std::string> {
 /// A tierd App on its own loop, subscribed to the harness's Redis, keys under `keys`.
 struct Daemon {
   explicit Daemon(const std::string& handlers_yaml, const std::string& name,
-                  const std::string& config_path = "")
+                  const std::string& config_path = "", const std::string& postgres = "")
       : client(tiertest::redis().client()), keys(client, name) {
-    yaml = "redis:\n  url: " + tiertest::redis().url() +
+    yaml = (postgres.empty() ? "" : "postgres:\n  conninfo: \"" + postgres + "\"\n") +
+           "redis:\n  url: " + tiertest::redis().url() +
            "\nhttp:\n  listen: 127.0.0.1:0\nnamespace: \"" + keys.prefix() +
            "\"\nshutdown_timeout_ms: 3000\n" + handlers_yaml;
     tierd::AppOptions o;
@@ -380,4 +381,23 @@ TEST_CASE("shutdown drains and closes every handle, so the loop runs out") {
   CHECK_FALSE(d.app->readiness().ready);
   REQUIRE(d.loop.run_until([&] { return d.app->finished(); }, 3s));
   CHECK(d.app->exit_code() == 0);
+}
+
+TEST_CASE("PostgreSQL, when configured, is part of readiness and handlers get the connection") {
+  tiertest::PgServer pg;
+  Daemon d(kInvalidate, "pg", "", pg.conninfo());
+  CHECK(d.app->readiness().json.find("\"postgres\":\"ready\"") != std::string::npos);
+  CHECK(d.metric("tierd_postgres_up", {}) == 1);
+
+  pg.stop();
+  REQUIRE(d.loop.run_until([&] { return !d.app->readiness().ready; }, 5s));
+  const auto r = d.app->readiness();
+  INFO(r.json);
+  CHECK(r.json.find("\"postgres\":\"ready\"") == std::string::npos);
+  CHECK(r.json.find("\"redis_commands\":\"ready\"") != std::string::npos);
+  CHECK(d.metric("tierd_postgres_up", {}) == 0);
+
+  pg.start();
+  REQUIRE(d.loop.run_until([&] { return d.app->readiness().ready; }, 10s));
+  CHECK(d.metric("tierd_postgres_reconnects_total", {}) == 1);
 }
