@@ -1,0 +1,1320 @@
+#include "tier/writebehind_worker.hpp"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <random>
+#include <set>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <nlohmann/json.hpp>
+
+#include "tier/errors.hpp"
+#include "tier/keys.hpp"
+#include "tier/metrics.hpp"
+#include "tier/op.hpp"
+#include "tier/script.hpp"
+#include "tier/writebehind.hpp"
+
+namespace tier {
+
+std::string default_consumer_name() {
+  char host[256] = {0};
+  if (::gethostname(host, sizeof(host) - 1) != 0) {
+    std::snprintf(host, sizeof(host), "localhost");
+  }
+  return std::string(host) + ":" + std::to_string(::getpid());
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using ms = std::chrono::milliseconds;
+using Json = nlohmann::json;
+
+struct Entry {
+  std::string id;
+  std::vector<std::pair<std::string, std::string>> fields;
+  bool deleted = false;      // the entry was XDELed while pending: acknowledge only
+  bool redelivered = false;  // came from a pending read or a claim
+};
+
+// One row to write after coalescing: the newest entry of a key, with the columns of
+// older upserts it supersedes folded in (as if they had been applied in order).
+struct Change {
+  WriteOp op = WriteOp::upsert;
+  std::map<std::string, std::optional<std::string>> values;  // column -> text (nullopt = NULL)
+  std::optional<long long> version;
+  std::string key;
+  std::size_t winner = 0;            // entry index whose op and version won
+  std::vector<std::size_t> entries;  // every entry index folded into this change
+};
+
+struct Batch {
+  std::vector<Entry> entries;
+  std::vector<Change> changes;
+  std::vector<std::pair<std::size_t, std::string>> dead;  // entry index, error
+  std::deque<std::vector<std::size_t>> chunks;            // change indices still to write
+  std::vector<std::string> ack;                           // ids to acknowledge at the end
+  std::size_t dead_inflight = 0;
+  Clock::time_point started;
+};
+
+Error redis_error(const Reply& r, const std::string& what) {
+  return reply_error(r, what);
+}
+
+// [[id, [f, v, ...] | nil], ...] -> entries
+std::vector<Entry> parse_entries(const Reply& list, bool redelivered) {
+  std::vector<Entry> out;
+  if (!list.is_array()) {
+    return out;
+  }
+  out.reserve(list.elements.size());
+  for (const auto& e : list.elements) {
+    if (!e.is_array() || e.elements.size() < 2) {
+      continue;
+    }
+    Entry en;
+    en.id = e.elements[0].str;
+    en.redelivered = redelivered;
+    const Reply& f = e.elements[1];
+    if (!f.is_array()) {
+      en.deleted = true;
+    } else {
+      for (std::size_t i = 0; i + 1 < f.elements.size(); i += 2) {
+        en.fields.emplace_back(f.elements[i].str, f.elements[i + 1].str);
+      }
+    }
+    out.push_back(std::move(en));
+  }
+  return out;
+}
+
+// XREADGROUP reply: nil (timeout) or [[stream, entries]].
+Result<std::vector<Entry>> parse_read(Reply&& r, bool redelivered) {
+  if (r.is_nil()) {
+    return std::vector<Entry>{};
+  }
+  if (!r.is_array()) {
+    return redis_error(r, "XREADGROUP");
+  }
+  std::vector<Entry> out;
+  for (const auto& s : r.elements) {
+    if (s.is_array() && s.elements.size() == 2) {
+      auto part = parse_entries(s.elements[1], redelivered);
+      std::move(part.begin(), part.end(), std::back_inserter(out));
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> json_to_text(const Json& v, bool json_column) {
+  if (v.is_null()) {
+    return std::nullopt;
+  }
+  if (json_column) {
+    return v.dump();
+  }
+  if (v.is_string()) {
+    return v.get<std::string>();
+  }
+  if (v.is_boolean()) {
+    return std::string(v.get<bool>() ? "true" : "false");
+  }
+  return v.dump();
+}
+
+std::optional<long long> parse_int(const std::string& s) {
+  if (s.empty() || s.size() > 20) {
+    return std::nullopt;
+  }
+  std::size_t i = (s[0] == '-') ? 1 : 0;
+  if (i == s.size()) {
+    return std::nullopt;
+  }
+  for (std::size_t j = i; j < s.size(); ++j) {
+    if (s[j] < '0' || s[j] > '9') {
+      return std::nullopt;
+    }
+  }
+  try {
+    return std::stoll(s);
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker::Impl> {
+  enum class Mode { pending, claim, live };
+
+  struct Table;
+  struct TimerAction {
+    std::weak_ptr<Impl> self;
+    Table* table = nullptr;
+    void (*fn)(Impl*, Table*) = nullptr;
+  };
+
+  struct Table {
+    WriteBehindTable cfg;
+    std::string stream;
+    std::string dead_stream;
+    std::string target;  // quoted [schema.]table
+    std::optional<std::string> schema;
+    std::string relname;
+    std::set<std::string> allowed;
+    std::set<std::string> json_columns;
+    std::unique_ptr<AsyncClient> reader;
+    std::vector<Entry> buffer;
+    Clock::time_point buffer_since;
+    uv_timer_t* delay_timer = nullptr;
+    uv_timer_t* retry_timer = nullptr;
+    TimerAction delay_action;
+    TimerAction retry_action;
+    bool started = false;
+    bool starting = false;
+    bool failed = false;
+    bool reading = false;
+    bool flush_requested = false;
+    bool recheck_pending = false;
+    Mode mode = Mode::pending;
+    std::string pending_cursor = "0";
+    std::string claim_cursor = "0-0";
+    Clock::time_point next_claim;
+    std::unique_ptr<Batch> inflight;
+    std::unordered_set<std::string> unacked;  // committed or dead, ACK not confirmed yet
+    std::vector<std::string> ack_backlog;     // ACKs that failed: sent again with the next
+    std::size_t acks_inflight = 0;
+    int retry_attempt = 0;
+    int start_attempt = 0;
+    bool logged_retry = false;
+    WriteBehindStats stats;
+    // Metric series (nullptr without a registry).
+    metrics::Counter* m_rows = nullptr;
+    metrics::Counter* m_batches = nullptr;
+    metrics::Counter* m_coalesced = nullptr;
+    metrics::Counter* m_retries = nullptr;
+    metrics::Counter* m_dead = nullptr;
+    metrics::Histogram* m_latency = nullptr;
+    metrics::Gauge* m_pending = nullptr;
+    metrics::Gauge* m_oldest = nullptr;
+  };
+
+  uv_loop_t* loop;
+  AsyncClient& commands;
+  PgConn& pg;
+  WriteBehindWorkerOptions opts;
+  metrics::Registry* registry;
+  std::vector<std::unique_ptr<Table>> tables;
+  std::function<void(Status)> ready_cb;
+  std::size_t tables_ready = 0;
+  bool closed = false;
+  bool stopping = false;
+  std::function<void()> stop_cb;
+  uv_timer_t* stop_timer = nullptr;
+  uv_timer_t* status_timer = nullptr;
+  std::mt19937 rng{std::random_device{}()};
+
+  Impl(uv_loop_t* l, AsyncClient& c, PgConn& p, WriteBehindWorkerOptions o, metrics::Registry* r)
+      : loop(l), commands(c), pg(p), opts(std::move(o)), registry(r) {
+    if (opts.consumer.empty()) {
+      opts.consumer = default_consumer_name();
+    }
+    if (opts.tables.empty()) {
+      throw InvalidArgument("write-behind: no table configured");
+    }
+    std::set<std::string> names;
+    for (auto& cfg : opts.tables) {
+      auto t = std::make_unique<Table>();
+      t->cfg = cfg;
+      std::string where = "write-behind table '" + excerpt(cfg.name) + "'";
+      if (auto bad = check_table_name(cfg.name)) {
+        throw InvalidArgument(where + ": " + bad->message);
+      }
+      if (!names.insert(cfg.name).second) {
+        throw InvalidArgument(where + ": configured twice");
+      }
+      std::string pgt = cfg.pg_table.empty() ? cfg.name : cfg.pg_table;
+      if (auto bad = check_table_name(pgt)) {
+        throw InvalidArgument(where + ": pg_table: " + bad->message);
+      }
+      auto dot = pgt.find('.');
+      if (dot != std::string::npos) {
+        t->schema = pgt.substr(0, dot);
+        t->relname = pgt.substr(dot + 1);
+        t->target = pg_quote_ident(*t->schema) + "." + pg_quote_ident(t->relname);
+      } else {
+        t->relname = pgt;
+        t->target = pg_quote_ident(pgt);
+      }
+      if (cfg.key_columns.empty()) {
+        throw InvalidArgument(where + ": key_columns must not be empty");
+      }
+      if (cfg.max_rows == 0 || cfg.max_rows > 100000) {
+        throw InvalidArgument(where + ": max_rows must be 1..100000");
+      }
+      if (cfg.max_delay.count() < 0 || cfg.retry_min.count() <= 0 ||
+          cfg.retry_max < cfg.retry_min || cfg.claim_idle.count() <= 0 || cfg.max_deliveries < 0) {
+        throw InvalidArgument(where +
+                              ": max_delay_ms >= 0, 0 < retry_min <= retry_max, "
+                              "claim_idle > 0 and max_deliveries >= 0 are required");
+      }
+      for (const auto* list : {&cfg.key_columns, &cfg.columns}) {
+        for (const auto& c : *list) {
+          pg_quote_ident(c);  // throws on an empty or oversized name
+          t->allowed.insert(c);
+        }
+      }
+      if (!cfg.version_column.empty()) {
+        pg_quote_ident(cfg.version_column);
+        t->allowed.insert(cfg.version_column);
+      }
+      WriteBehind wb({.prefix = opts.prefix});
+      t->stream = wb.stream(cfg.name);
+      t->dead_stream = wb.dead_stream(cfg.name);
+      if (registry != nullptr) {
+        metrics::Labels l{{"table", cfg.name}};
+        t->m_rows = &registry
+                         ->counter("tierd_writebehind_rows_total",
+                                   "Rows written to PostgreSQL (after coalescing)")
+                         .with(l);
+        t->m_batches =
+            &registry->counter("tierd_writebehind_batches_total", "Committed batch transactions")
+                 .with(l);
+        t->m_coalesced = &registry
+                              ->counter("tierd_writebehind_coalesced_total",
+                                        "Entries folded into a newer entry of the same key")
+                              .with(l);
+        t->m_retries = &registry
+                            ->counter("tierd_writebehind_retries_total",
+                                      "Batch transactions retried after a transient error")
+                            .with(l);
+        t->m_dead = &registry
+                         ->counter("tierd_writebehind_dead_letters_total",
+                                   "Entries moved to the dead-letter stream")
+                         .with(l);
+        t->m_latency = &registry
+                            ->histogram("tierd_writebehind_batch_seconds",
+                                        "Latency of a committed batch transaction")
+                            .with(l);
+        t->m_pending =
+            &registry->gauge("tierd_writebehind_pending", "Entries delivered and not acknowledged")
+                 .with(l);
+        t->m_oldest = &registry
+                           ->gauge("tierd_writebehind_oldest_pending_seconds",
+                                   "Age of the oldest pending entry (Redis clock)")
+                           .with(l);
+      }
+      tables.push_back(std::move(t));
+    }
+  }
+
+  // ---- timers -----------------------------------------------------------------------
+
+  uv_timer_t* new_timer() {
+    auto* tm = new uv_timer_t;
+    uv_timer_init(loop, tm);
+    tm->data = nullptr;
+    return tm;
+  }
+  static void close_timer(uv_timer_t*& tm) {
+    if (tm != nullptr) {
+      uv_timer_stop(tm);
+      tm->data = nullptr;
+      uv_close(reinterpret_cast<uv_handle_t*>(tm),
+               [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+      tm = nullptr;
+    }
+  }
+
+  // Runs fn on the table after `delay`, unless the worker is gone. One pending action per
+  // timer: a later call replaces an earlier one.
+  void after(Table* t, uv_timer_t* tm, ms delay, void (*fn)(Impl*, Table*)) {
+    TimerAction& a = tm == t->delay_timer ? t->delay_action : t->retry_action;
+    a.self = weak_from_this();
+    a.table = t;
+    a.fn = fn;
+    tm->data = &a;
+    uv_timer_start(
+        tm,
+        [](uv_timer_t* h) {
+          auto* a = static_cast<TimerAction*>(h->data);
+          if (a == nullptr) {
+            return;
+          }
+          auto self = a->self.lock();
+          if (self && !self->closed && a->fn != nullptr) {
+            a->fn(self.get(), a->table);
+          }
+        },
+        static_cast<std::uint64_t>(std::max<long long>(delay.count(), 0)), 0);
+  }
+
+  ms backoff(Table* t, int attempt) {
+    auto base = t->cfg.retry_min.count() << std::min(attempt, 16);
+    auto cap = std::min<long long>(base, t->cfg.retry_max.count());
+    std::uniform_real_distribution<double> jitter(0.5, 1.0);
+    return ms(static_cast<long long>(static_cast<double>(cap) * jitter(rng)));
+  }
+
+  // ---- start ------------------------------------------------------------------------
+
+  void start(std::function<void(Status)> ready) {
+    ready_cb = std::move(ready);
+    for (auto& t : tables) {
+      t->delay_timer = new_timer();
+      t->retry_timer = new_timer();
+      AsyncOptions ro = opts.redis;
+      ro.label = "writebehind-reader:" + t->cfg.name;
+      ro.command_timeout = opts.block + ms(5000);
+      t->reader = std::make_unique<AsyncClient>(loop, ro);
+      t->reader->start();
+      start_table(t.get());
+    }
+    if (opts.status_interval.count() > 0) {
+      status_timer = new uv_timer_t;
+      uv_timer_init(loop, status_timer);
+      status_timer->data = this;
+      uv_timer_start(
+          status_timer,
+          [](uv_timer_t* h) {
+            auto* self = static_cast<Impl*>(h->data);
+            if (self != nullptr && !self->closed) {
+              self->refresh_status();
+            }
+          },
+          0, static_cast<std::uint64_t>(opts.status_interval.count()));
+      uv_unref(reinterpret_cast<uv_handle_t*>(status_timer));
+    }
+  }
+
+  void report_ready(Table* t, std::optional<Error> error) {
+    if (error) {
+      t->failed = true;
+      spdlog::error("{}", error->message);
+      if (ready_cb) {
+        auto cb = std::move(ready_cb);
+        ready_cb = nullptr;
+        cb(*error);
+      }
+      return;
+    }
+    if (++tables_ready == tables.size() && ready_cb) {
+      auto cb = std::move(ready_cb);
+      ready_cb = nullptr;
+      cb(Unit{});
+    }
+  }
+
+  void start_table(Table* t) {
+    if (closed || t->failed || t->starting) {
+      return;
+    }
+    t->starting = true;
+    auto w = weak_from_this();
+    // Group from 0: entries added before the first start are persisted too.
+    commands.run(
+        raw({"XGROUP", "CREATE", t->stream, opts.group, "0", "MKSTREAM"}), [w, t](Result<Reply> r) {
+          auto self = w.lock();
+          if (!self || self->closed) {
+            return;
+          }
+          if (!r.ok() || (r->is_error() && !r->str.starts_with("BUSYGROUP"))) {
+            t->starting = false;
+            std::string why = r.ok() ? r->str : r.error().message;
+            spdlog::warn("write-behind {}: cannot create the group yet: {}", t->cfg.name, why);
+            self->after(t, t->retry_timer, self->backoff(t, t->start_attempt++),
+                        [](Impl* s, Table* tb) { s->start_table(tb); });
+            return;
+          }
+          self->check_columns(t);
+        });
+  }
+
+  void check_columns(Table* t) {
+    auto w = weak_from_this();
+    pg.query(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = "
+        "COALESCE($1, current_schema()) AND table_name = $2",
+        {t->schema, t->relname}, [w, t](Result<PgResult> r) {
+          auto self = w.lock();
+          if (!self || self->closed) {
+            return;
+          }
+          if (!r.ok()) {
+            t->starting = false;
+            spdlog::warn("write-behind {}: cannot check the table yet: {}", t->cfg.name,
+                         r.error().message);
+            self->after(t, t->retry_timer, self->backoff(t, t->start_attempt++),
+                        [](Impl* s, Table* tb) { s->start_table(tb); });
+            return;
+          }
+          std::string where = "write-behind table '" + t->cfg.name + "'";
+          if (r->rows.empty()) {
+            self->report_ready(t, Error{ErrorKind::invalid,
+                                        where + ": PostgreSQL table " + t->target + " not found"});
+            return;
+          }
+          std::map<std::string, std::string> live;
+          for (auto& row : r->rows) {
+            live[row[0].value_or("")] = row[1].value_or("");
+          }
+          auto check = [&](const std::string& col, const std::string& key) -> bool {
+            if (live.count(col) == 0) {
+              self->report_ready(
+                  t, Error{ErrorKind::invalid, where + ": " + key + ": column \"" + col +
+                                                   "\" does not exist in " + t->target});
+              return false;
+            }
+            return true;
+          };
+          for (std::size_t i = 0; i < t->cfg.key_columns.size(); ++i) {
+            if (!check(t->cfg.key_columns[i], "key_columns[" + std::to_string(i) + "]")) {
+              return;
+            }
+          }
+          for (std::size_t i = 0; i < t->cfg.columns.size(); ++i) {
+            if (!check(t->cfg.columns[i], "columns[" + std::to_string(i) + "]")) {
+              return;
+            }
+          }
+          if (!t->cfg.version_column.empty() && !check(t->cfg.version_column, "version_column")) {
+            return;
+          }
+          for (auto& [col, type] : live) {
+            if (type == "json" || type == "jsonb") {
+              t->json_columns.insert(col);
+            }
+          }
+          self->check_conflict_target(t);
+        });
+  }
+
+  // EXPLAIN plans the upsert without running it: a key that matches no unique index is a
+  // start-up error here rather than a failing batch later.
+  void check_conflict_target(Table* t) {
+    std::string cols;
+    std::string nulls;
+    for (const auto& k : t->cfg.key_columns) {
+      cols += (cols.empty() ? "" : ", ") + pg_quote_ident(k);
+      nulls += nulls.empty() ? "NULL" : ", NULL";
+    }
+    auto w = weak_from_this();
+    pg.query("EXPLAIN INSERT INTO " + t->target + " (" + cols + ") VALUES (" + nulls +
+                 ") ON CONFLICT (" + cols + ") DO NOTHING",
+             {}, [w, t](Result<PgResult> r) {
+               auto self = w.lock();
+               if (!self || self->closed) {
+                 return;
+               }
+               if (!r.ok() && pg_transient(r.error())) {
+                 t->starting = false;
+                 self->after(t, t->retry_timer, self->backoff(t, t->start_attempt++),
+                             [](Impl* s, Table* tb) { s->start_table(tb); });
+                 return;
+               }
+               if (!r.ok()) {
+                 self->report_ready(
+                     t, Error{ErrorKind::invalid, "write-behind table '" + t->cfg.name +
+                                                      "': key_columns are not a primary key or "
+                                                      "unique index of " +
+                                                      t->target + ": " + r.error().message});
+                 return;
+               }
+               t->starting = false;
+               bool first = !t->started;
+               t->started = true;
+               t->start_attempt = 0;
+               t->mode = Mode::pending;
+               t->pending_cursor = "0";
+               t->stats.running = true;
+               if (first) {
+                 spdlog::info("write-behind {}: consuming {} as {} into {}", t->cfg.name, t->stream,
+                              self->opts.consumer, t->target);
+                 self->report_ready(t, std::nullopt);
+               }
+               self->pump_read(t);
+             });
+  }
+
+  // ---- reading ----------------------------------------------------------------------
+
+  bool idle(Table* t) const { return !t->inflight && t->buffer.empty() && !t->reading; }
+
+  void pump_read(Table* t) {
+    if (closed || stopping || !t->started || t->starting || t->reading) {
+      return;
+    }
+    // Backpressure: while a batch waits for a retry, or the next batch is already full,
+    // the backlog stays in Redis.
+    if (t->buffer.size() >= t->cfg.max_rows || (t->inflight && t->stats.retrying)) {
+      return;
+    }
+    if (t->recheck_pending) {
+      if (!t->inflight && t->buffer.empty()) {
+        t->recheck_pending = false;
+        t->mode = Mode::pending;
+        t->pending_cursor = "0";
+      }
+    }
+    if (t->mode == Mode::live && Clock::now() >= t->next_claim) {
+      t->mode = Mode::claim;
+      t->claim_cursor = "0-0";
+    }
+    std::size_t want = t->cfg.max_rows - t->buffer.size();
+    auto w = weak_from_this();
+    t->reading = true;
+    switch (t->mode) {
+      case Mode::pending:
+        // Own pending entries (delivered before a reconnect or restart and not acknowledged).
+        commands.run(raw({"XREADGROUP", "GROUP", opts.group, opts.consumer, "COUNT",
+                          std::to_string(want), "STREAMS", t->stream, t->pending_cursor}),
+                     [w, t](Result<Reply> r) {
+                       auto self = w.lock();
+                       if (self && !self->closed) {
+                         self->on_read(t, std::move(r), Mode::pending);
+                       }
+                     });
+        break;
+      case Mode::claim:
+        commands.run(raw({"XAUTOCLAIM", t->stream, opts.group, opts.consumer,
+                          std::to_string(t->cfg.claim_idle.count()), t->claim_cursor, "COUNT",
+                          std::to_string(want)}),
+                     [w, t](Result<Reply> r) {
+                       auto self = w.lock();
+                       if (self && !self->closed) {
+                         self->on_read(t, std::move(r), Mode::claim);
+                       }
+                     });
+        break;
+      case Mode::live: {
+        // A blocking read on the table's own connection: it never holds up the commands.
+        auto op =
+            raw({"XREADGROUP", "GROUP", opts.group, opts.consumer, "COUNT", std::to_string(want),
+                 "BLOCK", std::to_string(opts.block.count()), "STREAMS", t->stream, ">"});
+        op.timeout = opts.block + ms(5000);
+        t->reader->run(std::move(op), [w, t](Result<Reply> r) {
+          auto self = w.lock();
+          if (self && !self->closed) {
+            self->on_read(t, std::move(r), Mode::live);
+          }
+        });
+        break;
+      }
+    }
+  }
+
+  void on_read(Table* t, Result<Reply> r, Mode mode) {
+    t->reading = false;
+    if (!r.ok() || r->is_error()) {
+      std::string why = r.ok() ? r->str : r.error().message;
+      if (r.ok() && r->str.starts_with("NOGROUP")) {
+        // The stream or group went away (Redis restarted without persistence, or the key
+        // was deleted): create it again.
+        spdlog::warn("write-behind {}: {}; creating the group again", t->cfg.name, why);
+        t->started = false;
+        t->stats.running = false;
+        start_table(t);
+        return;
+      }
+      // The reply may have been lost after Redis delivered entries: read own pending
+      // entries again once idle.
+      t->recheck_pending = true;
+      after(t, t->retry_timer, backoff(t, 0), [](Impl* s, Table* tb) { s->pump_read(tb); });
+      return;
+    }
+    std::vector<Entry> got;
+    if (mode == Mode::claim) {
+      // [next_cursor, entries, deleted_ids]
+      if (r->is_array() && r->elements.size() >= 2) {
+        std::string next = r->elements[0].str;
+        got = parse_entries(r->elements[1], true);
+        t->claim_cursor = next;
+        if (next == "0-0") {
+          t->mode = Mode::live;
+          t->next_claim = Clock::now() + std::max(ms(1000), ms(t->cfg.claim_idle.count() / 2));
+        }
+      } else {
+        t->mode = Mode::live;
+        t->next_claim = Clock::now() + t->cfg.claim_idle;
+      }
+    } else {
+      auto parsed = parse_read(std::move(r).value(), mode == Mode::pending);
+      if (parsed.ok()) {
+        got = std::move(parsed).value();
+      }
+      if (mode == Mode::pending) {
+        if (got.empty()) {
+          t->mode = Mode::claim;
+          t->claim_cursor = "0-0";
+        } else {
+          t->pending_cursor = got.back().id;
+        }
+      }
+    }
+    // Entries whose ACK is on its way are already written: never write them again.
+    std::erase_if(got, [&](const Entry& e) { return t->unacked.count(e.id) != 0; });
+    if (!got.empty()) {
+      if (t->buffer.empty()) {
+        t->buffer_since = Clock::now();
+        after(t, t->delay_timer, t->cfg.max_delay,
+              [](Impl* s, Table* tb) { s->maybe_flush(tb, /*deadline_passed=*/true); });
+      }
+      std::move(got.begin(), got.end(), std::back_inserter(t->buffer));
+    }
+    maybe_flush(t, false);
+    pump_read(t);
+    check_stopped();
+  }
+
+  // ---- batches ----------------------------------------------------------------------
+
+  void maybe_flush(Table* t, bool deadline_passed) {
+    if (closed || t->inflight || t->buffer.empty()) {
+      return;
+    }
+    bool due = t->buffer.size() >= t->cfg.max_rows || deadline_passed || t->flush_requested ||
+               stopping || Clock::now() - t->buffer_since >= t->cfg.max_delay;
+    if (!due) {
+      return;
+    }
+    t->flush_requested = false;
+    uv_timer_stop(t->delay_timer);
+    auto batch = std::make_unique<Batch>();
+    std::size_t n = std::min(t->buffer.size(), t->cfg.max_rows);
+    batch->entries.assign(std::make_move_iterator(t->buffer.begin()),
+                          std::make_move_iterator(t->buffer.begin() + static_cast<long>(n)));
+    t->buffer.erase(t->buffer.begin(), t->buffer.begin() + static_cast<long>(n));
+    if (!t->buffer.empty()) {
+      t->buffer_since = Clock::now();
+      after(t, t->delay_timer, t->cfg.max_delay,
+            [](Impl* s, Table* tb) { s->maybe_flush(tb, true); });
+    }
+    batch->started = Clock::now();
+    t->inflight = std::move(batch);
+    check_deliveries(t);
+  }
+
+  // Entries read again (own pending, claimed) carry a delivery count: past max_deliveries
+  // they go to the dead letters instead of being tried once more.
+  void check_deliveries(Table* t) {
+    auto& b = *t->inflight;
+    std::string lo;
+    std::string hi;
+    for (const auto& e : b.entries) {
+      if (e.redelivered) {
+        if (lo.empty()) {
+          lo = e.id;
+        }
+        hi = e.id;
+      }
+    }
+    if (lo.empty() || t->cfg.max_deliveries == 0) {
+      prepare(t, {});
+      return;
+    }
+    auto w = weak_from_this();
+    commands.run(raw({"XPENDING", t->stream, opts.group, lo, hi, "100000", opts.consumer}),
+                 [w, t](Result<Reply> r) {
+                   auto self = w.lock();
+                   if (!self || self->closed) {
+                     return;
+                   }
+                   std::unordered_map<std::string, long long> counts;
+                   if (r.ok() && r->is_array()) {
+                     for (const auto& p : r->elements) {
+                       if (p.is_array() && p.elements.size() >= 4) {
+                         counts[p.elements[0].str] = p.elements[3].integer;
+                       }
+                     }
+                   }
+                   self->prepare(t, counts);
+                 });
+  }
+
+  std::optional<std::string> parse_change(Table* t, const Entry& e, Change& c) {
+    const std::string* op = nullptr;
+    const std::string* row = nullptr;
+    const std::string* version = nullptr;
+    for (const auto& [k, v] : e.fields) {
+      if (k == "op") {
+        op = &v;
+      } else if (k == "row") {
+        row = &v;
+      } else if (k == "version") {
+        version = &v;
+      }
+    }
+    if (op == nullptr) {
+      return "missing field 'op'";
+    }
+    if (*op == "upsert") {
+      c.op = WriteOp::upsert;
+    } else if (*op == "delete") {
+      c.op = WriteOp::del;
+    } else {
+      return "bad op '" + excerpt(*op, 40) + "' (expected upsert or delete)";
+    }
+    if (row == nullptr) {
+      return "missing field 'row'";
+    }
+    Json j = Json::parse(*row, nullptr, false);
+    if (j.is_discarded()) {
+      return "row is not JSON: '" + excerpt(*row, 60) + "'";
+    }
+    if (!j.is_object()) {
+      return std::string("row is a JSON ") + j.type_name() + ", not an object";
+    }
+    if (version != nullptr) {
+      c.version = parse_int(*version);
+      if (!c.version) {
+        return "version '" + excerpt(*version, 40) + "' is not an integer";
+      }
+    }
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (t->allowed.count(it.key()) == 0) {
+        return "column '" + excerpt(it.key(), 63) + "' is not whitelisted for table " + t->cfg.name;
+      }
+    }
+    const auto& vc = t->cfg.version_column;
+    if (!vc.empty()) {
+      if (!c.version && j.contains(vc) && j[vc].is_number_integer()) {
+        c.version = j[vc].get<long long>();
+      }
+      if (!c.version) {
+        return "no version: table " + t->cfg.name + " needs field 'version' or column '" + vc + "'";
+      }
+    }
+    for (const auto& k : t->cfg.key_columns) {
+      auto it = j.find(k);
+      if (it == j.end()) {
+        return "row lacks key column '" + k + "'";
+      }
+      if (it->is_null()) {
+        return "key column '" + k + "' is null";
+      }
+    }
+    if (c.op == WriteOp::del) {
+      for (const auto& k : t->cfg.key_columns) {
+        c.values[k] = json_to_text(j[k], t->json_columns.count(k) != 0);
+      }
+    } else {
+      for (auto it = j.begin(); it != j.end(); ++it) {
+        c.values[it.key()] = json_to_text(it.value(), t->json_columns.count(it.key()) != 0);
+      }
+    }
+    if (!vc.empty()) {
+      c.values[vc] = std::to_string(*c.version);
+    }
+    for (const auto& k : t->cfg.key_columns) {
+      c.key += c.values[k].value_or("");
+      c.key += '\x1f';
+    }
+    return std::nullopt;
+  }
+
+  void prepare(Table* t, const std::unordered_map<std::string, long long>& deliveries) {
+    auto& b = *t->inflight;
+    std::unordered_map<std::string, std::size_t> by_key;
+    for (std::size_t i = 0; i < b.entries.size(); ++i) {
+      const Entry& e = b.entries[i];
+      if (e.deleted) {
+        b.ack.push_back(e.id);
+        continue;
+      }
+      auto d = deliveries.find(e.id);
+      if (d != deliveries.end() && t->cfg.max_deliveries > 0 && d->second > t->cfg.max_deliveries) {
+        b.dead.emplace_back(i, "delivered " + std::to_string(d->second) +
+                                   " times, over max_deliveries " +
+                                   std::to_string(t->cfg.max_deliveries));
+        continue;
+      }
+      Change c;
+      if (auto bad = parse_change(t, e, c)) {
+        b.dead.emplace_back(i, "malformed entry: " + *bad);
+        continue;
+      }
+      c.winner = i;
+      c.entries.push_back(i);
+      auto [it, fresh] = by_key.emplace(c.key, b.changes.size());
+      if (fresh) {
+        b.changes.push_back(std::move(c));
+        continue;
+      }
+      // Coalesce: the newest version wins; equal versions: the later entry (stream order).
+      Change& old = b.changes[it->second];
+      ++t->stats.coalesced;
+      if (t->m_coalesced != nullptr) {
+        t->m_coalesced->inc();
+      }
+      bool newer = !old.version || !c.version || *c.version >= *old.version;
+      if (newer) {
+        if (c.op == WriteOp::upsert && old.op == WriteOp::upsert) {
+          for (auto& [col, v] : old.values) {
+            c.values.emplace(col, v);  // keeps c's own value where it has one
+          }
+        }
+        c.entries.insert(c.entries.begin(), old.entries.begin(), old.entries.end());
+        old = std::move(c);
+      } else {
+        old.entries.push_back(i);
+      }
+    }
+    std::vector<std::size_t> all(b.changes.size());
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      all[i] = i;
+    }
+    if (!all.empty()) {
+      b.chunks.push_back(std::move(all));
+    }
+    send_dead(t);
+    run_chunk(t);
+  }
+
+  // Statements of one transaction writing these changes: per (op, column set) a staging
+  // table filled by COPY, then one INSERT ... ON CONFLICT or DELETE ... USING.
+  std::vector<PgStatement> build(Table* t, const std::vector<std::size_t>& chunk) {
+    auto& b = *t->inflight;
+    std::map<std::pair<int, std::vector<std::string>>, std::vector<std::size_t>> groups;
+    for (auto i : chunk) {
+      const Change& c = b.changes[i];
+      std::vector<std::string> cols;
+      for (auto& [col, v] : c.values) {
+        cols.push_back(col);
+      }
+      groups[{static_cast<int>(c.op), cols}].push_back(i);
+    }
+    std::vector<PgStatement> out;
+    const auto& vc = t->cfg.version_column;
+    std::string vq = vc.empty() ? "" : pg_quote_ident(vc);
+    int n = 0;
+    for (auto& [shape, idx] : groups) {
+      auto& [op, cols] = shape;
+      std::string stage = "wb_stage_" + std::to_string(n++);
+      std::string list;
+      for (const auto& c : cols) {
+        list += (list.empty() ? "" : ", ") + pg_quote_ident(c);
+      }
+      out.push_back({"CREATE TEMP TABLE " + stage + " ON COMMIT DROP AS SELECT " + list + " FROM " +
+                         t->target + " WITH NO DATA",
+                     {},
+                     std::nullopt});
+      std::string data;
+      data.reserve(idx.size() * 128);
+      for (auto i : idx) {
+        const Change& c = b.changes[i];
+        bool first = true;
+        for (const auto& col : cols) {
+          if (!first) {
+            data += '\t';
+          }
+          first = false;
+          pg_copy_escape(data, c.values.at(col));
+        }
+        data += '\n';
+      }
+      out.push_back({"COPY " + stage + " (" + list + ") FROM STDIN", {}, std::move(data)});
+      if (op == static_cast<int>(WriteOp::upsert)) {
+        std::string keys;
+        for (const auto& k : t->cfg.key_columns) {
+          keys += (keys.empty() ? "" : ", ") + pg_quote_ident(k);
+        }
+        std::string set;
+        for (const auto& c : cols) {
+          if (std::find(t->cfg.key_columns.begin(), t->cfg.key_columns.end(), c) ==
+              t->cfg.key_columns.end()) {
+            set +=
+                (set.empty() ? "" : ", ") + pg_quote_ident(c) + " = EXCLUDED." + pg_quote_ident(c);
+          }
+        }
+        std::string sql = "INSERT INTO " + t->target + " AS t (" + list + ") SELECT " + list +
+                          " FROM " + stage + " ON CONFLICT (" + keys + ") DO ";
+        if (set.empty()) {
+          sql += "NOTHING";
+        } else {
+          sql += "UPDATE SET " + set;
+          if (!vq.empty()) {
+            // Never apply an old version over a newer one.
+            sql += " WHERE t." + vq + " IS NULL OR t." + vq + " < EXCLUDED." + vq;
+          }
+        }
+        out.push_back({std::move(sql), {}, std::nullopt});
+      } else {
+        std::string cond;
+        for (const auto& k : t->cfg.key_columns) {
+          cond += (cond.empty() ? "" : " AND ") + std::string("t.") + pg_quote_ident(k) + " = s." +
+                  pg_quote_ident(k);
+        }
+        if (!vq.empty()) {
+          cond += " AND (t." + vq + " IS NULL OR t." + vq + " <= s." + vq + ")";
+        }
+        out.push_back({"DELETE FROM " + t->target + " AS t USING " + stage + " AS s WHERE " + cond,
+                       {},
+                       std::nullopt});
+      }
+    }
+    return out;
+  }
+
+  static bool rejects_data(const Error& e) {
+    // 21000: two rows of one statement hit the same key (e.g. 1 and "1.0" for a numeric key).
+    return pg_data_error(e) || e.code == "21000";
+  }
+
+  void run_chunk(Table* t) {
+    auto& b = *t->inflight;
+    if (b.chunks.empty()) {
+      finish_batch(t);
+      return;
+    }
+    auto chunk = b.chunks.front();
+    auto w = weak_from_this();
+    auto started = Clock::now();
+    pg.transaction(
+        build(t, chunk),
+        [w, t, chunk, started](Result<std::vector<PgResult>> r) {
+          auto self = w.lock();
+          if (!self || self->closed || !t->inflight) {
+            return;
+          }
+          self->on_chunk(t, chunk, started, std::move(r));
+        },
+        opts.batch_timeout);
+  }
+
+  void on_chunk(Table* t, const std::vector<std::size_t>& chunk, Clock::time_point started,
+                Result<std::vector<PgResult>> r) {
+    auto& b = *t->inflight;
+    if (r.ok()) {
+      double took = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
+      b.chunks.pop_front();
+      for (auto i : chunk) {
+        for (auto e : b.changes[i].entries) {
+          b.ack.push_back(b.entries[e].id);
+        }
+      }
+      t->stats.rows_flushed += chunk.size();
+      t->stats.batches_flushed += 1;
+      t->stats.last_batch_ms = took;
+      if (t->m_rows != nullptr) {
+        t->m_rows->inc(static_cast<double>(chunk.size()));
+        t->m_batches->inc();
+        t->m_latency->observe(took / 1000.0);
+      }
+      if (t->stats.retrying) {
+        spdlog::info("write-behind {}: writing again", t->cfg.name);
+      }
+      t->stats.retrying = false;
+      t->logged_retry = false;
+      t->retry_attempt = 0;
+      run_chunk(t);
+      return;
+    }
+    const Error& e = r.error();
+    if (rejects_data(e)) {
+      b.chunks.pop_front();
+      if (chunk.size() == 1) {
+        const Change& c = b.changes[chunk[0]];
+        for (auto i : c.entries) {
+          b.dead.emplace_back(i, i == c.winner ? e.message
+                                               : "superseded by " + b.entries[c.winner].id +
+                                                     ", which PostgreSQL rejected: " + e.message);
+        }
+        send_dead(t);
+      } else {
+        // Bisect: each half in its own transaction isolates the rejected rows.
+        ++t->stats.bisections;
+        auto mid = chunk.begin() + static_cast<long>(chunk.size() / 2);
+        b.chunks.emplace_front(mid, chunk.end());
+        b.chunks.emplace_front(chunk.begin(), mid);
+      }
+      run_chunk(t);
+      return;
+    }
+    // Transient (or a problem of the table itself): retry the same rows after a backoff;
+    // reading stops meanwhile, so the backlog waits in Redis.
+    ++t->stats.retries;
+    if (t->m_retries != nullptr) {
+      t->m_retries->inc();
+    }
+    t->stats.retrying = true;
+    if (!t->logged_retry) {
+      t->logged_retry = true;
+      spdlog::warn("write-behind {}: batch failed, retrying with backoff: {}", t->cfg.name,
+                   e.message);
+    }
+    after(t, t->retry_timer, backoff(t, t->retry_attempt++),
+          [](Impl* s, Table* tb) { s->run_chunk(tb); });
+  }
+
+  // Moves every entry in b.dead to the dead-letter stream (one script per entry, all in one
+  // round trip). The script acknowledges the entry only after the dead letter exists.
+  void send_dead(Table* t) {
+    auto& b = *t->inflight;
+    if (b.dead.empty()) {
+      return;
+    }
+    std::vector<Command> cmds;
+    std::vector<std::string> ids;
+    for (auto& [i, error] : b.dead) {
+      const Entry& e = b.entries[i];
+      Json alert{{"type", "write_behind_dead_letter"},
+                 {"table", t->cfg.name},
+                 {"entry_id", e.id},
+                 {"dead_letter_stream", t->dead_stream},
+                 {"error", error}};
+      std::vector<std::string> argv{opts.group, e.id, error, opts.alert_channel, alert.dump()};
+      for (auto& [k, v] : e.fields) {
+        argv.push_back(k);
+        argv.push_back(v);
+      }
+      cmds.push_back(Command::eval(script("write_behind_dead"), {t->stream, t->dead_stream}, argv));
+      ids.push_back(e.id);
+      spdlog::warn("write-behind {}: entry {} moved to {}: {}", t->cfg.name, e.id, t->dead_stream,
+                   excerpt(error, 200));
+    }
+    t->stats.dead_letters += b.dead.size();
+    if (t->m_dead != nullptr) {
+      t->m_dead->inc(static_cast<double>(b.dead.size()));
+    }
+    b.dead.clear();
+    ++b.dead_inflight;
+    auto w = weak_from_this();
+    commands.exec(std::move(cmds), ms(0), [w, t](Result<std::vector<Reply>> r) {
+      auto self = w.lock();
+      if (!self || self->closed) {
+        return;
+      }
+      bool ok =
+          r.ok() && std::none_of(r->begin(), r->end(), [](const Reply& x) { return x.is_error(); });
+      if (!ok) {
+        // Still pending in the stream: read again later and moved again then.
+        t->recheck_pending = true;
+      }
+      if (t->inflight) {
+        --t->inflight->dead_inflight;
+        if (t->inflight->chunks.empty() && t->inflight->dead_inflight == 0) {
+          self->finish_batch(t);
+        }
+      }
+    });
+  }
+
+  void finish_batch(Table* t) {
+    auto& b = *t->inflight;
+    if (!b.chunks.empty() || b.dead_inflight != 0) {
+      return;  // the dead letters' callback finishes it
+    }
+    std::vector<std::string> ids = std::move(b.ack);
+    ids.insert(ids.end(), t->ack_backlog.begin(), t->ack_backlog.end());
+    t->ack_backlog.clear();
+    t->inflight.reset();
+    if (!ids.empty()) {
+      send_ack(t, std::move(ids));
+    }
+    maybe_flush(t, false);
+    pump_read(t);
+    check_stopped();
+  }
+
+  void send_ack(Table* t, std::vector<std::string> ids) {
+    for (const auto& id : ids) {
+      t->unacked.insert(id);
+    }
+    std::vector<std::string> argv{opts.group};
+    argv.insert(argv.end(), ids.begin(), ids.end());
+    ++t->acks_inflight;
+    auto w = weak_from_this();
+    commands.run(single<Unit>(Command::eval(script("write_behind_ack"), {t->stream}, argv),
+                              [](Reply&& r) -> Result<Unit> {
+                                if (r.is_error()) {
+                                  return reply_error(r, "write-behind ack");
+                                }
+                                return Unit{};
+                              }),
+                 [w, t, ids = std::move(ids)](Result<Unit> r) {
+                   auto self = w.lock();
+                   if (!self || self->closed) {
+                     return;
+                   }
+                   --t->acks_inflight;
+                   if (r.ok()) {
+                     t->stats.entries_acked += ids.size();
+                     for (const auto& id : ids) {
+                       t->unacked.erase(id);
+                     }
+                   } else {
+                     // Written but not acknowledged: acknowledge with the next batch (or
+                     // after a pause) rather than writing the rows again.
+                     t->ack_backlog.insert(t->ack_backlog.end(), ids.begin(), ids.end());
+                     self->after(t, t->delay_timer, self->backoff(t, 0), [](Impl* s, Table* tb) {
+                       if (!tb->inflight && !tb->ack_backlog.empty()) {
+                         auto backlog = std::move(tb->ack_backlog);
+                         tb->ack_backlog.clear();
+                         s->send_ack(tb, std::move(backlog));
+                       }
+                       s->maybe_flush(tb, true);
+                     });
+                   }
+                   self->check_stopped();
+                 });
+  }
+
+  // ---- flush, stop, status ------------------------------------------------------------
+
+  void flush(std::string_view name) {
+    for (auto& t : tables) {
+      if (name.empty() || t->cfg.name == name) {
+        t->flush_requested = true;
+        maybe_flush(t.get(), true);
+      }
+    }
+  }
+
+  void stop(ms deadline, std::function<void()> done) {
+    stopping = true;
+    stop_cb = std::move(done);
+    stop_timer = new uv_timer_t;
+    uv_timer_init(loop, stop_timer);
+    stop_timer->data = this;
+    uv_timer_start(
+        stop_timer,
+        [](uv_timer_t* h) {
+          auto* self = static_cast<Impl*>(h->data);
+          if (self != nullptr) {
+            auto keep = self->shared_from_this();
+            spdlog::warn("write-behind: stop deadline passed; unwritten entries stay pending");
+            self->finish_stop();
+          }
+        },
+        static_cast<std::uint64_t>(std::max<long long>(deadline.count(), 1)), 0);
+    for (auto& t : tables) {
+      maybe_flush(t.get(), true);
+    }
+    check_stopped();
+  }
+
+  void check_stopped() {
+    if (!stopping || !stop_cb) {
+      return;
+    }
+    for (auto& t : tables) {
+      // A blocking read may still bring entries: they are written before stopping.
+      if (t->inflight || t->reading || !t->buffer.empty() || t->acks_inflight != 0) {
+        return;
+      }
+    }
+    finish_stop();
+  }
+
+  void finish_stop() {
+    if (stop_timer != nullptr) {
+      stop_timer->data = nullptr;
+      uv_close(reinterpret_cast<uv_handle_t*>(stop_timer),
+               [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+      stop_timer = nullptr;
+    }
+    for (auto& t : tables) {
+      t->stats.running = false;
+    }
+    if (stop_cb) {
+      auto cb = std::move(stop_cb);
+      stop_cb = nullptr;
+      cb();
+    }
+  }
+
+  void refresh_status() {
+    auto w = weak_from_this();
+    for (auto& tp : tables) {
+      Table* t = tp.get();
+      commands.run(
+          raw({"EVALSHA", script("write_behind_status").sha1, "2", t->stream, t->dead_stream,
+               opts.group}),
+          [w, t](Result<Reply> r) {
+            auto self = w.lock();
+            if (!self || self->closed || !r.ok()) {
+              return;
+            }
+            if (r->is_error() && r->str.starts_with("NOSCRIPT")) {
+              self->commands.run(raw({"SCRIPT", "LOAD", script("write_behind_status").source}),
+                                 [](Result<Reply>) {});
+              return;
+            }
+            if (!r->is_array() || r->elements.size() < 3) {
+              return;
+            }
+            t->stats.pending = r->elements[1].integer;
+            t->stats.oldest_pending_age_ms = r->elements[2].integer;
+            if (t->m_pending != nullptr) {
+              t->m_pending->set(static_cast<double>(t->stats.pending));
+              t->m_oldest->set(t->stats.oldest_pending_age_ms < 0
+                                   ? 0.0
+                                   : static_cast<double>(t->stats.oldest_pending_age_ms) / 1000.0);
+            }
+          });
+    }
+  }
+
+  void shutdown() {
+    closed = true;
+    for (auto& t : tables) {
+      if (t->reader) {
+        t->reader->close();
+      }
+      close_timer(t->delay_timer);
+      close_timer(t->retry_timer);
+    }
+    if (status_timer != nullptr) {
+      status_timer->data = nullptr;
+      close_timer(status_timer);
+    }
+    if (stop_timer != nullptr) {
+      stop_timer->data = nullptr;
+      close_timer(stop_timer);
+    }
+  }
+};
+
+WriteBehindWorker::WriteBehindWorker(uv_loop_t* loop, AsyncClient& commands, PgConn& pg,
+                                     WriteBehindWorkerOptions options, metrics::Registry* registry)
+    : impl_(std::make_shared<Impl>(loop, commands, pg, std::move(options), registry)) {}
+
+WriteBehindWorker::~WriteBehindWorker() {
+  impl_->shutdown();
+}
+
+void WriteBehindWorker::start(std::function<void(Status)> ready) {
+  impl_->start(std::move(ready));
+}
+
+void WriteBehindWorker::flush(std::string_view table) {
+  impl_->flush(table);
+}
+
+void WriteBehindWorker::stop(std::chrono::milliseconds deadline, std::function<void()> done) {
+  impl_->stop(deadline, std::move(done));
+}
+
+WriteBehindStats WriteBehindWorker::stats(std::string_view table) const {
+  for (auto& t : impl_->tables) {
+    if (t->cfg.name == table) {
+      return t->stats;
+    }
+  }
+  return {};
+}
+
+const std::string& WriteBehindWorker::consumer() const {
+  return impl_->opts.consumer;
+}
+
+}  // namespace tier

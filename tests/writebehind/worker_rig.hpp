@@ -1,0 +1,150 @@
+#pragma once
+// A write-behind worker on a TestLoop against real servers, and checks of the final state.
+
+#include <catch2/catch.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "support/helpers.hpp"
+#include "support/servers.hpp"
+#include "tier/async_client.hpp"
+#include "tier/metrics.hpp"
+#include "tier/pg.hpp"
+#include "tier/writebehind.hpp"
+#include "tier/writebehind_worker.hpp"
+
+namespace wbtest {
+
+using namespace std::chrono_literals;
+
+/// The table most tests use: (id text primary key, name text not null, n int, doc jsonb,
+/// version bigint).
+inline void create_items(const tiertest::PgServer& pg, const std::string& table) {
+  pg.query("DROP TABLE IF EXISTS " + table + "; CREATE TABLE " + table +
+           " (id text PRIMARY KEY, name text NOT NULL, n int, doc jsonb, version bigint)");
+}
+
+inline tier::WriteBehindTable items_table(const std::string& table) {
+  tier::WriteBehindTable t;
+  t.name = table;
+  t.key_columns = {"id"};
+  t.columns = {"name", "n", "doc"};
+  t.version_column = "version";
+  t.max_rows = 500;
+  t.max_delay = 20ms;
+  t.retry_min = 20ms;
+  t.retry_max = 300ms;
+  t.claim_idle = 60000ms;
+  return t;
+}
+
+class Rig {
+ public:
+  Rig(const std::string& redis_url, const std::string& pg_conninfo,
+      std::vector<tier::WriteBehindTable> tables, const std::string& prefix,
+      const std::string& consumer = "")
+      : loop_(std::make_unique<tiertest::TestLoop>()) {
+    tier::AsyncOptions ao;
+    ao.endpoint = tier::RedisEndpoint::parse(redis_url);
+    ao.command_timeout = 2000ms;
+    ao.connect_timeout = 1000ms;
+    ao.reconnect_min = 20ms;
+    ao.reconnect_max = 200ms;
+    commands_ = std::make_unique<tier::AsyncClient>(loop_->get(), ao);
+    commands_->start();
+    tier::PgOptions po;
+    po.conninfo = pg_conninfo;
+    po.connect_timeout = 1000ms;
+    po.query_timeout = 5000ms;
+    po.reconnect_min = 20ms;
+    po.reconnect_max = 200ms;
+    pg_ = std::make_unique<tier::PgConn>(loop_->get(), po);
+    pg_->start();
+    tier::WriteBehindWorkerOptions wo;
+    wo.tables = std::move(tables);
+    wo.prefix = prefix;
+    wo.consumer = consumer;
+    wo.alert_channel = prefix + "alerts";
+    wo.redis = ao;
+    wo.block = 200ms;
+    wo.batch_timeout = 5000ms;
+    wo.status_interval = 50ms;
+    worker_ =
+        std::make_unique<tier::WriteBehindWorker>(loop_->get(), *commands_, *pg_, wo, &registry_);
+  }
+  ~Rig() {
+    worker_.reset();
+    pg_.reset();
+    commands_.reset();
+  }
+
+  /// Starts the worker; the start-up result (Ok or the error).
+  tier::Status start() {
+    std::optional<tier::Status> out;
+    worker_->start([&](tier::Status s) { out.emplace(std::move(s)); });
+    loop_->run_until([&] { return out.has_value(); }, 15s);
+    if (!out) {
+      return tier::Error{tier::ErrorKind::timeout, "worker did not start within 15 s"};
+    }
+    return *out;
+  }
+  bool run_until(const std::function<bool()>& pred, std::chrono::milliseconds t = 15s) {
+    return loop_->run_until(pred, t);
+  }
+  tier::WriteBehindWorker& worker() { return *worker_; }
+  tier::WriteBehindStats stats(const std::string& table) { return worker_->stats(table); }
+  tier::metrics::Registry& registry() { return registry_; }
+  tiertest::TestLoop& loop() { return *loop_; }
+  /// Destroys the worker at once (no stop, no ACK of what it holds).
+  void kill() { worker_.reset(); }
+
+ private:
+  std::unique_ptr<tiertest::TestLoop> loop_;
+  tier::metrics::Registry registry_;
+  std::unique_ptr<tier::AsyncClient> commands_;
+  std::unique_ptr<tier::PgConn> pg_;
+  std::unique_ptr<tier::WriteBehindWorker> worker_;
+};
+
+/// Pending entries of the group (0 when the stream or group does not exist).
+inline long long pending(tier::Client& c, const std::string& stream) {
+  auto r = c.try_run(tier::raw({"XPENDING", stream, "tierd"}));
+  if (!r.ok() || !r->is_array() || r->elements.empty()) {
+    return 0;
+  }
+  return r->elements[0].integer;
+}
+
+inline long long xlen(tier::Client& c, const std::string& stream) {
+  return c.run(tier::raw({"XLEN", stream})).integer;
+}
+
+/// field -> value maps of a stream's entries.
+inline std::vector<std::map<std::string, std::string>> entries(tier::Client& c,
+                                                               const std::string& s) {
+  auto r = c.run(tier::raw({"XRANGE", s, "-", "+"}));
+  std::vector<std::map<std::string, std::string>> out;
+  for (auto& e : r.elements) {
+    std::map<std::string, std::string> m;
+    auto& f = e.elements.at(1).elements;
+    for (std::size_t i = 0; i + 1 < f.size(); i += 2) {
+      m[f[i].str] = f[i + 1].str;
+    }
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+/// The table as "id|name|n|version" lines ordered by id.
+inline std::vector<std::string> rows(const tiertest::PgServer& pg, const std::string& table) {
+  auto r = pg.query(
+      "SELECT id || '|' || name || '|' || coalesce(n::text, 'NULL') || '|' || "
+      "coalesce(version::text, 'NULL') FROM " +
+      table + " ORDER BY id");
+  return r;
+}
+
+}  // namespace wbtest
