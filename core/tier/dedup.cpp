@@ -1,57 +1,167 @@
 #include "tier/dedup.hpp"
 
 #include <openssl/evp.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include <algorithm>
+#include <cstring>
 
 #include "tier/keys.hpp"
 
 namespace tier {
 
+namespace {
+
+bool is_blank(char c) {
+  return c == ' ' || c == '\t' || c == '\f' || c == '\v';
+}
+
+// The first LF or CR in p[from, end), or end. Lines of code are short, so this scans 16
+// bytes per step rather than paying a memchr call per line.
+std::size_t find_line_end(const char* p, std::size_t from, std::size_t end) {
+#if defined(__SSE2__)
+  const __m128i lf = _mm_set1_epi8('\n');
+  const __m128i cr = _mm_set1_epi8('\r');
+  while (from + 16 <= end) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + from));
+    int hits = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, cr)));
+    if (hits != 0) {
+      return from + static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(hits)));
+    }
+    from += 16;
+  }
+#endif
+  while (from < end && p[from] != '\n' && p[from] != '\r') {
+    ++from;
+  }
+  return from;
+}
+
+// Calls emit(data, size) with consecutive pieces whose concatenation is the normalised code.
+// The normalised text is the input with a few bytes removed (trailing blanks, the CR of
+// CRLF) or replaced (lone CR), so unchanged stretches are passed on as they are, without a
+// copy; code_hash then hashes the input in place.
+template <class Emit>
+void normalize_pieces(std::string_view code, Emit&& emit) {
+  const char* p = code.data();
+  // Trailing blanks, line ends and blank lines all go: cut them first, so the loop below
+  // never has to look ahead for "only blank lines follow".
+  std::size_t end = code.size();
+  while (end > 0 && (is_blank(p[end - 1]) || p[end - 1] == '\n' || p[end - 1] == '\r')) {
+    --end;
+  }
+  auto piece = [&](std::size_t from, std::size_t to) {
+    if (to > from) {
+      emit(p + from, to - from);
+    }
+  };
+  std::size_t run = 0;  // first input byte not emitted yet
+  std::size_t i = 0;
+  while (i < end) {
+    std::size_t t = find_line_end(p, i, end);  // end of this line's text
+    if (t == end) {
+      break;  // the last line: its trailing blanks were cut above
+    }
+    std::size_t text_end = t;
+    while (text_end > i && is_blank(p[text_end - 1])) {
+      --text_end;
+    }
+    if (text_end != t) {
+      piece(run, text_end);
+      run = t;
+    }
+    if (p[t] == '\r') {
+      piece(run, t);
+      if (t + 1 < end && p[t + 1] == '\n') {
+        run = t + 1;  // CRLF: drop the CR, the LF stays in the run
+        i = t + 2;
+      } else {
+        emit("\n", 1);  // lone CR
+        run = t + 1;
+        i = t + 1;
+      }
+    } else {
+      i = t + 1;
+    }
+  }
+  piece(run, end);
+}
+
+// Feeds pieces to SHA-256, gathering small ones so the digest sees few, large updates.
+class Sha256Sink {
+ public:
+  Sha256Sink() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
+  ~Sha256Sink() { EVP_MD_CTX_free(ctx_); }
+  Sha256Sink(const Sha256Sink&) = delete;
+  Sha256Sink& operator=(const Sha256Sink&) = delete;
+
+  void operator()(const char* data, std::size_t n) {
+    if (n >= kDirect || n > sizeof buf_ - used_) {
+      flush();  // keeps the bytes in order
+    }
+    if (n >= kDirect) {
+      EVP_DigestUpdate(ctx_, data, n);
+      return;
+    }
+    std::memcpy(buf_ + used_, data, n);
+    used_ += n;
+  }
+
+  std::string hex() {
+    flush();
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx_, md, &len);
+    return to_hex(md, len);
+  }
+
+  static std::string to_hex(const unsigned char* md, unsigned int len) {
+    static const char* digits = "0123456789abcdef";
+    std::string out;
+    out.reserve(2 * len);
+    for (unsigned int i = 0; i < len; ++i) {
+      out.push_back(digits[md[i] >> 4]);
+      out.push_back(digits[md[i] & 15]);
+    }
+    return out;
+  }
+
+ private:
+  void flush() {
+    if (used_ > 0) {
+      EVP_DigestUpdate(ctx_, buf_, used_);
+      used_ = 0;
+    }
+  }
+
+  static constexpr std::size_t kDirect = 512;  // pieces this large skip the copy
+  EVP_MD_CTX* ctx_;
+  char buf_[16384];
+  std::size_t used_ = 0;
+};
+
+}  // namespace
+
 std::string normalize_code(std::string_view code) {
   std::string out;
   out.reserve(code.size());
-  std::size_t line_start = 0;  // in `out`
-  auto strip_line = [&] {
-    while (out.size() > line_start) {
-      char c = out.back();
-      if (c == ' ' || c == '\t' || c == '\f' || c == '\v') {
-        out.pop_back();
-      } else {
-        break;
-      }
-    }
-  };
-  for (std::size_t i = 0; i < code.size(); ++i) {
-    char c = code[i];
-    if (c == '\r' || c == '\n') {
-      if (c == '\r' && i + 1 < code.size() && code[i + 1] == '\n') {
-        ++i;
-      }
-      strip_line();
-      out.push_back('\n');
-      line_start = out.size();
-    } else {
-      out.push_back(c);
-    }
-  }
-  strip_line();
-  while (!out.empty() && out.back() == '\n') {
-    out.pop_back();
-  }
+  normalize_pieces(code, [&](const char* data, std::size_t n) { out.append(data, n); });
   return out;
+}
+
+std::string code_hash(std::string_view code) {
+  Sha256Sink sink;
+  normalize_pieces(code, sink);
+  return sink.hex();
 }
 
 std::string sha256_hex(std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * len);
-  for (unsigned int i = 0; i < len; ++i) {
-    out.push_back(hex[md[i] >> 4]);
-    out.push_back(hex[md[i] & 15]);
-  }
-  return out;
+  return Sha256Sink::to_hex(md, len);
 }
 
 TierKey Dedup::analysis_key(std::string_view project_id, std::string_view hash) const {

@@ -17,9 +17,8 @@ namespace tier {
 
 std::string normalize_code(std::string_view code);
 std::string sha256_hex(std::string_view data);
-inline std::string code_hash(std::string_view code) {
-  return sha256_hex(normalize_code(code));
-}
+/// sha256_hex(normalize_code(code)), computed without building the normalised copy.
+std::string code_hash(std::string_view code);
 
 class Dedup {
  public:

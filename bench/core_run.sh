@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Runs the libtier benchmarks against a private redis-server and prints a summary table.
+# Builds nothing: build first with
+#   ninja -C build core_cache_bench core_delete_bench core_hash_bench
+# Usage: bench/core_run.sh [BUILD_DIR]   (default: build)
+# Environment: REQUESTS (unpipelined requests per run, default 100000),
+#              PIPELINED_REQUESTS (default 1000000), CLIENTS (default "1 16"),
+#              DELETE_KEYS (default 1000000), HASH_MIB (default 64).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+build=${1:-$here/../build}
+bin=$build/bench
+for b in core_cache_bench core_delete_bench core_hash_bench; do
+  [ -x "$bin/$b" ] || { echo "core_run: $bin/$b not built" >&2; exit 1; }
+done
+command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null ||
+  { echo "core_run: redis-server and redis-benchmark are needed (redis-tools)" >&2; exit 1; }
+
+REQUESTS=${REQUESTS:-100000}
+PIPELINED_REQUESTS=${PIPELINED_REQUESTS:-1000000}
+CLIENTS=${CLIENTS:-"1 16"}
+DELETE_KEYS=${DELETE_KEYS:-1000000}
+HASH_MIB=${HASH_MIB:-64}
+VALUE_BYTES=64
+KEYSPACE=100000
+
+dir=$(mktemp -d "${TMPDIR:-/tmp}/tier-bench.XXXXXX")
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no \
+  --enable-debug-command yes --daemonize no --logfile "$dir/redis.log" &
+redis_pid=$!
+cleanup() {
+  kill "$redis_pid" 2>/dev/null || true
+  wait "$redis_pid" 2>/dev/null || true
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+for _ in $(seq 100); do
+  redis-cli -p "$port" PING >/dev/null 2>&1 && break
+  sleep 0.05  # start-up of a child process: nothing else to poll
+done
+url=redis://127.0.0.1:$port
+echo "redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on port $port;" \
+  "$(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+
+rows=()
+# redis-benchmark --csv prints "SET","12345.67",...; returns the rps of one test.
+rb() {  # test clients pipeline requests
+  redis-benchmark -p "$port" -t "$1" -c "$2" -P "$3" -n "$4" -d "$VALUE_BYTES" -r "$KEYSPACE" \
+    --csv -q 2>/dev/null | awk -F'"' -v t="${1^^}" '$2 == t { printf "%.0f", $4 }'
+}
+ours() {  # op clients pipeline requests
+  "$bin/core_cache_bench" "$url" "$1" "$2" "$4" "$3" "$VALUE_BYTES" "$KEYSPACE" | awk '{print $5}'
+}
+
+echo "== cache GET/SET: tier::Client vs redis-benchmark (value $VALUE_BYTES B, keyspace $KEYSPACE)" >&2
+for c in $CLIENTS; do
+  for p in 1 32; do
+    n=$REQUESTS
+    [ "$p" -gt 1 ] && n=$PIPELINED_REQUESTS
+    for op in set get; do
+      peer=$(rb "$op" "$c" "$p" "$n")
+      mine=$(ours "$op" "$c" "$p" "$n")
+      ratio=$(awk -v a="$mine" -v b="$peer" 'BEGIN { printf "%.2f", a / b }')
+      rows+=("$(printf '%-34s %12s %12s %7s' "${op^^} -c $c -P $p (ops/s)" "$mine" "$peer" "$ratio")")
+      echo "${rows[-1]}" >&2
+    done
+  done
+done
+
+echo "== delete $DELETE_KEYS keys, PING probe every 1 ms" >&2
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
+scan=$("$bin/core_delete_bench" "$url" scan "$DELETE_KEYS")
+echo "$scan" >&2
+keys=$("$bin/core_delete_bench" "$url" keys "$DELETE_KEYS")
+echo "$keys" >&2
+for f in total_ms probe_worst_ms probe_p99_ms; do
+  a=$(echo "$scan" | field "$f")
+  b=$(echo "$keys" | field "$f")
+  ratio=$(awk -v a="$a" -v b="$b" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+  rows+=("$(printf '%-34s %12s %12s %7s' "delete $f" "$a" "$b" "$ratio")")
+done
+
+echo "== dedup hashing, $HASH_MIB MiB of code" >&2
+hash=$("$bin/core_hash_bench" "$HASH_MIB")
+echo "$hash" >&2
+a=$(echo "$hash" | field code_hash_mbps)
+b=$(echo "$hash" | field evp_sha256_mbps)
+rows+=("$(printf '%-34s %12s %12s %7s' "code_hash MB/s vs EVP SHA-256" "$a" "$b" \
+  "$(echo "$hash" | field ratio)")")
+
+echo
+printf '%-34s %12s %12s %7s\n' "benchmark" "libtier" "peer" "ratio"
+printf '%-34s %12s %12s %7s\n' "" "" "(redis-benchmark / KEYS+DEL / EVP)" ""
+printf '%s\n' "${rows[@]}"
