@@ -495,7 +495,11 @@ void Dispatcher::on_message(std::string_view pattern, std::string_view channel,
     routed = true;
     slot->enqueue(Item{shared, 1});
   }
-  if (!routed) {
+  if (routed) {
+    metrics.counter("tierd_messages_dispatched_total", "Messages handed to at least one handler")
+        .with({{"channel_pattern", label}})
+        .inc();
+  } else {
     metrics.counter("tierd_messages_unrouted_total", "Valid messages no handler subscribed to")
         .with({{"channel_pattern", label}})
         .inc();

@@ -298,6 +298,24 @@ TEST_CASE("tierd --check-config: exit 0 for a valid file, 78 with path and line 
   CHECK(secret.output.find("s3cr3t") == std::string::npos);
   CHECK(secret.output.find("TIERD_REDIS_PASSWORD") != std::string::npos);
 
+  // The same corpus as users meet it: each exits 78 naming the file, path and line.
+  const std::pair<const char*, const char*> corpus[] = {
+      {"log_level: info\nspeling: 1\n", "speling (line 2): unknown key"},
+      {"redis:\n  connect_timeout_ms: soon\n", "redis.connect_timeout_ms (line 2)"},
+      {"subscribe: [\"events:*\", \"events:version_*\"]\n", "subscribe[1] (line 1)"},
+      {"postgres:\n  conninfo: \"dbname=x password=pw\"\n", "postgres.conninfo (line 2)"},
+      {"redis:\n  url: \"redis://[::1\"\n", "redis.url (line 2)"},
+      {"handlers:\n  - type: warp\n    on: [\"events:*\"]\n", "handlers[0].type (line 2)"},
+  };
+  int n = 0;
+  for (const auto& [yaml, expect] : corpus) {
+    const std::string name = "c" + std::to_string(n++) + ".yaml";
+    const Run r = run_tierd("--check-config " + write(name, yaml));
+    INFO(r.output);
+    CHECK(r.status == 78);
+    CHECK(r.output.find(name + ": " + expect) != std::string::npos);
+  }
+
   const Run missing = run_tierd("--check-config " + dir.path() + "/nope.yaml");
   CHECK(missing.status == 78);
   CHECK(missing.output.find("cannot read") != std::string::npos);
