@@ -98,8 +98,20 @@ bool is_ip_literal(const std::string& host) {
   return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
 
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) {
+// libpq messages span lines ("ERROR: ...\nDETAIL: ..."): one line each, for the logs.
+std::string trim(const std::string& in) {
+  std::string s;
+  s.reserve(in.size());
+  for (char c : in) {
+    if (c == '\n' || c == '\t' || c == '\r') {
+      if (!s.empty() && s.back() != ' ') {
+        s += ' ';
+      }
+    } else {
+      s += c;
+    }
+  }
+  while (!s.empty() && s.back() == ' ') {
     s.pop_back();
   }
   return s;
@@ -282,7 +294,7 @@ class PgLink : public std::enable_shared_from_this<PgLink> {
     if (s == LinkState::ready) {
       spdlog::info("{}: connected", opts_.label);
     } else if (state_ == LinkState::ready && s != LinkState::closed) {
-      spdlog::warn("{}: connection lost: {}", opts_.label, why);
+      spdlog::warn("{}: {}", opts_.label, why);
     } else if (s == LinkState::disconnected && !logged_down_) {
       spdlog::warn("{}: cannot connect: {}", opts_.label, why);
     }
@@ -476,6 +488,10 @@ class PgLink : public std::enable_shared_from_this<PgLink> {
       return;
     }
     auto keep = self->shared_from_this();
+    if (status < 0 && self->state_ == LinkState::connecting) {
+      self->continue_connect();  // libpq finds the socket error itself and says what it is
+      return;
+    }
     if (status < 0) {
       // libuv reports POLLERR (e.g. a reset) as EBADF: let libpq read what the server said
       // last (often "terminating connection due to administrator command") for the error.

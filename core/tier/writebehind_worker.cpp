@@ -976,8 +976,14 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       return;
     }
     auto chunk = b.chunks.front();
-    auto w = weak_from_this();
     auto started = Clock::now();
+    if (pg.state() != LinkState::ready) {
+      // Queued in PgConn the batch would only fail at its deadline: retry on our backoff.
+      std::string why = pg.last_error().empty() ? "not connected" : pg.last_error();
+      on_chunk(t, chunk, started, Error{ErrorKind::closed, "postgres: " + why});
+      return;
+    }
+    auto w = weak_from_this();
     pg.transaction(
         build(t, chunk),
         [w, t, chunk, started](Result<std::vector<PgResult>> r) {
