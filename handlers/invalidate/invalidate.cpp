@@ -146,6 +146,8 @@ class Invalidate final : public Handler {
     // core's callbacks any more: its callbacks see `alive == false` and only unwind.
     state_->alive = false;
     state_->cancel->store(true);
+    // Jobs that never started hold the state; dropping them breaks that cycle.
+    state_->waiting_patterns.clear();
   }
 
   void handle(std::shared_ptr<const Event> event, Done done) override;
