@@ -213,6 +213,19 @@ struct App::Impl {
     if (subscriber) {
       sync("subscriber", subscriber->counters());
     }
+    if (http) {
+      const HttpStats h = http->stats();
+      sync_counter(
+          metrics.counter("tierd_http_requests_total", "HTTP requests answered by a route").with(),
+          h.requests);
+      sync_counter(
+          metrics.counter("tierd_http_bad_requests_total", "HTTP requests refused (400, 413, 431)")
+              .with(),
+          h.bad_requests);
+      metrics.gauge("tierd_http_open_connections", "Open HTTP connections")
+          .with()
+          .set(static_cast<double>(h.open_connections));
+    }
   }
 
   HttpResponse metrics_response() {

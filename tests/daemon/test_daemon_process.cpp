@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -80,14 +81,23 @@ double sample(const std::string& text, const std::string& series) {
 /// tierd started from a config file written for the test.
 class Tierd {
  public:
-  Tierd(const std::string& redis_url, const std::string& prefix)
+  /// `env` is set in the child only (NAME=value pairs).
+  Tierd(const std::string& redis_url, const std::string& prefix,
+        const std::vector<std::pair<std::string, std::string>>& env = {})
       : dir_("tierd"), port_(tiertest::free_port()), path_(dir_.path() + "/tierd.yaml") {
     yaml_ = "redis:\n  url: " + redis_url + "\n  command_timeout_ms: 1000\n" +
             "http:\n  listen: 127.0.0.1:" + std::to_string(port_) + "\nnamespace: \"" + prefix +
             "\"\nshutdown_timeout_ms: 2000\nlog_level: info\nhandlers:\n"
             "  - type: invalidate\n    on: [\"system:cache_invalidation\"]\n";
     write(yaml_);
+    // The child inherits the environment at spawn; set it only around the fork.
+    for (const auto& [k, v] : env) {
+      ::setenv(k.c_str(), v.c_str(), 1);
+    }
     proc_.spawn({TIERD_PATH, "--config", path_}, dir_.path() + "/tierd.log");
+    for (const auto& [k, v] : env) {
+      ::unsetenv(k.c_str());
+    }
   }
   void write(const std::string& text) { std::ofstream(path_, std::ios::trunc) << text; }
   HttpReply get(const std::string& path) const { return http_get(port_, path); }
@@ -222,4 +232,57 @@ TEST_CASE("a frozen Redis (SIGSTOP) makes tierd not ready, and it recovers after
   const auto back = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t1);
   WARN("not ready " << took.count() << " ms after SIGSTOP; ready " << back.count()
                     << " ms after SIGCONT");
+}
+
+namespace {
+
+/// A NOTIFY_SOCKET as systemd provides it: a unix datagram socket we read messages from.
+class NotifySocket {
+ public:
+  NotifySocket() : dir_("notify"), path_(dir_.path() + "/notify.sock") {
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path_.c_str());
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  }
+  ~NotifySocket() { ::close(fd_); }
+  const std::string& path() const { return path_; }
+  /// Everything received so far, messages separated by newlines.
+  const std::string& read() {
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::recv(fd_, buf, sizeof buf, 0)) > 0) {
+      seen_.append(buf, static_cast<std::size_t>(n));
+      seen_ += '\n';
+    }
+    return seen_;
+  }
+  bool saw(const std::string& what) { return read().find(what) != std::string::npos; }
+
+ private:
+  tiertest::TempDir dir_;
+  std::string path_;
+  int fd_ = -1;
+  std::string seen_;
+};
+
+}  // namespace
+
+TEST_CASE("under systemd: READY=1, watchdog pings, RELOADING=1 on SIGHUP, STOPPING=1") {
+  NotifySocket sock;
+  tier::Client& c = tiertest::redis().client();
+  tiertest::TestKeys keys(c, "notify");
+  Tierd t(tiertest::redis().url(), keys.prefix(),
+          {{"NOTIFY_SOCKET", sock.path()}, {"WATCHDOG_USEC", "200000"}});
+  REQUIRE(tiertest::eventually([&] { return sock.saw("READY=1"); }, 5s));
+  REQUIRE(tiertest::eventually([&] { return t.ready(); }, 5s));
+  CHECK(tiertest::eventually([&] { return sock.saw("WATCHDOG=1"); }, 2s));
+  CHECK(tiertest::eventually([&] { return sock.saw("STATUS=ready"); }, 2s));
+  t.proc().signal(SIGHUP);
+  CHECK(tiertest::eventually([&] { return sock.saw("RELOADING=1"); }, 2s));
+  const int status = t.proc().stop(SIGTERM, 5000);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(sock.saw("STOPPING=1"));
 }
