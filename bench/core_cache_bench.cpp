@@ -2,8 +2,11 @@
 // be compared: C clients (one thread and one pooled connection each), N requests in total,
 // keys drawn from a keyspace of R, values of D bytes, and P commands per round trip
 // (P = 1: one op per round trip; P > 1: a tier::Pipeline of P cache ops).
+// get/set go through tier::Cache (key checks, JSON encode/decode, hit counters); rawget/rawset
+// send the same GET/SET through the same Client as tier::raw ops, which isolates the
+// transport's cost from the cache layer's.
 //
-//   core_cache_bench URL get|set CLIENTS REQUESTS PIPELINE VALUE_BYTES KEYSPACE
+//   core_cache_bench URL get|set|rawget|rawset CLIENTS REQUESTS PIPELINE VALUE_BYTES KEYSPACE
 // prints:  RESULT <op> c=<C> P=<P> <ops per second>
 
 #include <atomic>
@@ -23,6 +26,7 @@ namespace {
 struct Params {
   std::string url;
   bool get = true;
+  bool raw = false;
   int clients = 1;
   long requests = 100000;
   int pipeline = 1;
@@ -37,10 +41,30 @@ void worker(tier::Client& client, const tier::Cache& cache, const Params& p, lon
   // A JSON string whose serialized form is value_bytes long (the quotes count).
   tier::Json value = std::string(static_cast<std::size_t>(std::max(0, p.value_bytes - 2)), 'x');
   auto key = [&] { return cache.session("bench", "k" + std::to_string(pick(rng))); };
+  std::string raw_value = value.dump();
+  // The op for one request; `done` receives its outcome.
+  auto add = [&](tier::Pipeline& pipe) {
+    auto check = [&](bool ok) {
+      if (!ok) {
+        ++failures;
+      }
+    };
+    if (p.raw) {
+      std::string k = key().key;
+      auto op =
+          p.get ? tier::raw({"GET", std::move(k)}) : tier::raw({"SET", std::move(k), raw_value});
+      pipe.add(std::move(op),
+               [&](tier::Result<tier::Reply> r) { check(r.ok() && !r->is_error()); });
+    } else if (p.get) {
+      pipe.add(cache.get(key()), [&](tier::Result<std::optional<tier::Json>> r) { check(r.ok()); });
+    } else {
+      pipe.add(cache.set(key(), value), [&](tier::Result<tier::Unit> r) { check(r.ok()); });
+    }
+  };
   long done = 0;
   while (done < ops) {
     try {
-      if (p.pipeline <= 1) {
+      if (p.pipeline <= 1 && !p.raw) {
         if (p.get) {
           (void)client.run(cache.get(key()));
         } else {
@@ -50,21 +74,9 @@ void worker(tier::Client& client, const tier::Cache& cache, const Params& p, lon
         continue;
       }
       tier::Pipeline pipe;
-      long n = std::min<long>(p.pipeline, ops - done);
+      long n = std::min<long>(std::max(p.pipeline, 1), ops - done);
       for (long i = 0; i < n; ++i) {
-        if (p.get) {
-          pipe.add(cache.get(key()), [&](tier::Result<std::optional<tier::Json>> r) {
-            if (!r.ok()) {
-              ++failures;
-            }
-          });
-        } else {
-          pipe.add(cache.set(key(), value), [&](tier::Result<tier::Unit> r) {
-            if (!r.ok()) {
-              ++failures;
-            }
-          });
-        }
+        add(pipe);
       }
       pipe.run(client);
       done += n;
@@ -79,13 +91,17 @@ void worker(tier::Client& client, const tier::Cache& cache, const Params& p, lon
 
 int main(int argc, char** argv) {
   if (argc != 8) {
-    std::fprintf(stderr, "usage: %s URL get|set CLIENTS REQUESTS PIPELINE VALUE_BYTES KEYSPACE\n",
-                 argv[0]);
+    std::fprintf(
+        stderr,
+        "usage: %s URL get|set|rawget|rawset CLIENTS REQUESTS PIPELINE VALUE_BYTES KEYSPACE\n",
+        argv[0]);
     return 2;
   }
   Params p;
   p.url = argv[1];
-  p.get = std::string(argv[2]) == "get";
+  std::string op = argv[2];
+  p.get = op == "get" || op == "rawget";
+  p.raw = op.starts_with("raw");
   p.clients = std::atoi(argv[3]);
   p.requests = std::atol(argv[4]);
   p.pipeline = std::atoi(argv[5]);
@@ -124,7 +140,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%ld failed requests\n", failures.load());
     return 1;
   }
-  std::printf("RESULT %s c=%d P=%d %.0f\n", p.get ? "get" : "set", p.clients, p.pipeline,
+  std::printf("RESULT %s c=%d P=%d %.0f\n", op.c_str(), p.clients, p.pipeline,
               static_cast<double>(p.requests) / secs);
   return 0;
 }

@@ -48,8 +48,25 @@ Cache::Cache(CacheOptions options)
   }
 }
 
-TierKey Cache::make(Tier t, std::string key, std::optional<Error> invalid) const {
-  return TierKey{t, options_.prefix + key, std::move(invalid)};
+TierKey Cache::make(Tier t, std::initializer_list<std::string_view> parts,
+                    std::optional<Error> invalid) const {
+  // Keys are built on every op: one allocation, no temporaries.
+  std::size_t size = options_.prefix.size() + parts.size();
+  for (auto p : parts) {
+    size += p.size();
+  }
+  std::string key;
+  key.reserve(size);
+  key.append(options_.prefix);
+  bool first = true;
+  for (auto p : parts) {
+    if (!first) {
+      key.push_back(':');
+    }
+    first = false;
+    key.append(p);
+  }
+  return TierKey{t, std::move(key), std::move(invalid)};
 }
 
 TierKey Cache::session(std::string_view session_id, std::string_view key) const {
@@ -57,7 +74,7 @@ TierKey Cache::session(std::string_view session_id, std::string_view key) const 
   if (!bad) {
     bad = check_id(key, "key");
   }
-  return make(Tier::session, "session:" + std::string(session_id) + ":" + std::string(key), bad);
+  return make(Tier::session, {"session", session_id, key}, bad);
 }
 
 TierKey Cache::project(std::string_view project_id, std::string_view key) const {
@@ -65,7 +82,7 @@ TierKey Cache::project(std::string_view project_id, std::string_view key) const 
   if (!bad) {
     bad = check_id(key, "key");
   }
-  return make(Tier::project, "project:" + std::string(project_id) + ":" + std::string(key), bad);
+  return make(Tier::project, {"project", project_id, key}, bad);
 }
 
 TierKey Cache::global(std::string_view type, std::string_view identifier,
@@ -77,8 +94,7 @@ TierKey Cache::global(std::string_view type, std::string_view identifier,
   if (!bad) {
     bad = check_id(metric, "metric");
   }
-  return make(Tier::global,
-              std::string(type) + ":" + std::string(identifier) + ":" + std::string(metric), bad);
+  return make(Tier::global, {type, identifier, metric}, bad);
 }
 
 std::chrono::seconds Cache::default_ttl(Tier t) const {
@@ -135,7 +151,13 @@ Op<Unit> Cache::set(const TierKey& k, const Json& value,
   auto t = effective_ttl(k.tier, ttl);
   return single<Unit>(
       Command::of({"SET", k.key, std::move(text).value(), "EX", std::to_string(t.count())}),
-      [key = k.key](Reply&& r) { return decode_ok(std::move(r), "SET " + excerpt(key)); });
+      [key = k.key](Reply&& r) -> Result<Unit> {
+        // The error context is built only on the error path: this runs for every SET.
+        if (r.type == Reply::Type::status) {
+          return Unit{};
+        }
+        return reply_error(r, "SET " + excerpt(key));
+      });
 }
 
 Op<std::optional<Json>> Cache::get(const TierKey& k) const {
@@ -145,17 +167,16 @@ Op<std::optional<Json>> Cache::get(const TierKey& k) const {
   }
   return single<T>(Command::of({"GET", k.key}),
                    [key = k.key, tier = k.tier, c = counters_](Reply&& r) -> Result<T> {
-                     auto s = decode_optional_string(std::move(r), "GET " + excerpt(key));
-                     if (!s.ok()) {
-                       return s.error();
-                     }
                      auto i = static_cast<int>(tier);
-                     if (!s->has_value()) {
+                     if (r.is_nil()) {
                        ++c->misses[i];
                        return T{};
                      }
+                     if (!r.is_string()) {
+                       return reply_error(r, "GET " + excerpt(key));
+                     }
                      ++c->hits[i];
-                     auto j = decode_json(**s, key);
+                     auto j = decode_json(r.str, key);
                      if (!j.ok()) {
                        return j.error();
                      }

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -107,7 +108,9 @@ class Cache {
   const CacheOptions& options() const noexcept { return options_; }
 
  private:
-  TierKey make(Tier t, std::string key, std::optional<Error> invalid) const;
+  /// prefix + parts joined with ':'.
+  TierKey make(Tier t, std::initializer_list<std::string_view> parts,
+               std::optional<Error> invalid) const;
 
   struct Counters {
     std::atomic<std::uint64_t> hits[3];

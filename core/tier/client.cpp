@@ -4,9 +4,42 @@
 #include <poll.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
+#include <string_view>
 
 namespace tier {
+namespace {
+
+void append_header(std::string& out, char kind, std::size_t n) {
+  char buf[24];
+  buf[0] = kind;
+  auto r = std::to_chars(buf + 1, buf + sizeof buf - 2, n);
+  *r.ptr++ = '\r';
+  *r.ptr++ = '\n';
+  out.append(buf, static_cast<std::size_t>(r.ptr - buf));
+}
+
+void append_bulk(std::string& out, std::string_view arg) {
+  append_header(out, '$', arg.size());
+  out.append(arg);
+  out.append("\r\n", 2);
+}
+
+// Appends one command in RESP, byte for byte what redisFormatCommandArgv writes, but into
+// a buffer the connection reuses: a pipeline is formatted without an allocation per command.
+void append_resp(std::string& out, const Command& c, bool force_eval) {
+  append_header(out, '*', c.args.size() + (c.script != nullptr ? 2 : 0));
+  if (c.script != nullptr) {
+    append_bulk(out, force_eval ? "EVAL" : "EVALSHA");
+    append_bulk(out, force_eval ? c.script->source : c.script->sha1);
+  }
+  for (const auto& a : c.args) {
+    append_bulk(out, a);
+  }
+}
+
+}  // namespace
 
 // One blocking hiredis connection. Not thread-safe: the pool hands it to one caller.
 class Connection {
@@ -96,32 +129,17 @@ class Connection {
       redisSetTimeout(ctx_, to_timeval(t));  // zero timeval = block forever
       current_timeout_ = t;
     }
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
+    wbuf_.clear();
     for (const auto& c : cmds) {
-      argv.clear();
-      lens.clear();
-      if (c.script != nullptr) {
-        if (force_eval) {
-          argv.push_back("EVAL");
-          lens.push_back(4);
-          argv.push_back(c.script->source.data());
-          lens.push_back(c.script->source.size());
-        } else {
-          argv.push_back("EVALSHA");
-          lens.push_back(7);
-          argv.push_back(c.script->sha1.data());
-          lens.push_back(c.script->sha1.size());
-        }
-      }
-      for (const auto& a : c.args) {
-        argv.push_back(a.data());
-        lens.push_back(a.size());
-      }
-      if (redisAppendCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()) !=
-          REDIS_OK) {
-        return io_error("send");
-      }
+      append_resp(wbuf_, c, force_eval);
+    }
+    // One buffer for the whole round trip: hiredis copies it to its output buffer as is.
+    int sent = redisAppendFormattedCommand(ctx_, wbuf_.data(), wbuf_.size());
+    if (wbuf_.capacity() > kKeepBuffer) {
+      std::string().swap(wbuf_);  // do not pin the memory of one huge command
+    }
+    if (sent != REDIS_OK) {
+      return io_error("send");
     }
     std::vector<Reply> out;
     out.reserve(cmds.size());
@@ -188,8 +206,11 @@ class Connection {
     return Error{ErrorKind::io, std::string(during) + " " + ep.redacted() + ": " + ctx_->errstr};
   }
 
+  static constexpr std::size_t kKeepBuffer = 1 << 20;
+
   const ClientOptions& opts_;
   redisContext* ctx_ = nullptr;
+  std::string wbuf_;  // RESP of the commands being sent, reused between round trips
   std::chrono::milliseconds current_timeout_{-1};
   bool used_ = false;
 };
