@@ -409,6 +409,9 @@ bool App::reload() {
 
 bool App::apply(const Config& next) {
   Impl& m = *impl_;
+  if (m.stopping || !m.dispatcher) {
+    return false;  // a shutdown is draining; nothing new starts
+  }
   notify::reloading();
   Config c = next;
   // These are bound to live connections and sockets; changing them needs a restart.

@@ -3,7 +3,8 @@
 //
 // On system:cache_invalidation the message names what to delete, in any combination:
 //   {"keys": [...]}        exact keys, UNLINKed in pipelined batches
-//   {"patterns": [...]}    key globs, deleted with bounded SCAN+UNLINK steps
+//   {"patterns": [...]}    key globs, deleted with bounded SCAN+UNLINK steps; each must
+//                          start with a literal prefix ending in ':' (never just "*")
 //   {"session_id": "..."}  session:{id}:*
 //   {"project_id": "..."}  project:{id}:*
 // On any channel, configured rules add patterns built from the message:
