@@ -459,3 +459,31 @@ TEST_CASE("--version and --help exit 0 on stdout") {
   REQUIRE(h.exit_code == 0);
   REQUIRE(h.out.find("Exit codes") != std::string::npos);
 }
+
+TEST_CASE("a server that stops answering or goes away exits 3") {
+  tiertest::RedisServer server;
+  std::string url = server.url();
+  {
+    long long before = 0;
+    tiertest::CliProcess p({"--redis", url, "subscribe", "gone:*"});
+    REQUIRE(tiertest::eventually([&] {
+      return server.client().run(tier::raw({"PUBSUB", "NUMPAT"})).integer > before;
+    }));
+    server.stop();  // the subscription's connection is closed under it
+    auto r = p.wait();
+    INFO(describe(r));
+    REQUIRE(r.exit_code == 3);
+    require_one_error_line(r);
+  }
+  server.start();
+  server.pause();  // the port accepts connections, nothing answers
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = tierctl({"--redis", url, "stats"});
+  server.resume();
+  INFO(describe(r));
+  REQUIRE(r.exit_code == 3);
+  require_one_error_line(r);
+  REQUIRE(r.err.find("timed out") != std::string::npos);
+  // The default command timeout (2 s) bounds the wait.
+  REQUIRE(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(8));
+}
