@@ -34,11 +34,13 @@ const tierd::EnvLookup kNoEnv = [](const char*) -> std::optional<std::string> {
 /// A tierd App on its own loop, subscribed to the harness's Redis, keys under `keys`.
 struct Daemon {
   explicit Daemon(const std::string& handlers_yaml, const std::string& name,
-                  const std::string& config_path = "", const std::string& postgres = "")
-      : client(tiertest::redis().client()), keys(client, name) {
+                  const std::string& config_path = "", const std::string& postgres = "",
+                  tiertest::RedisServer& server = tiertest::redis(),
+                  const std::string& redis_extra = "")
+      : client(server.client()), keys(client, name) {
     yaml = (postgres.empty() ? "" : "postgres:\n  conninfo: \"" + postgres + "\"\n") +
-           "redis:\n  url: " + tiertest::redis().url() +
-           "\nhttp:\n  listen: 127.0.0.1:0\nnamespace: \"" + keys.prefix() +
+           "redis:\n  url: " + server.url() + "\n" + redis_extra +
+           "http:\n  listen: 127.0.0.1:0\nnamespace: \"" + keys.prefix() +
            "\"\nshutdown_timeout_ms: 3000\n" + handlers_yaml;
     tierd::AppOptions o;
     o.config = tierd::parse_config(yaml, "test.yaml", kNoEnv);
@@ -455,4 +457,37 @@ TEST_CASE("throughput: 5000 exact-key invalidation messages") {
   CHECK_FALSE(d.exists("k:" + std::to_string(kMessages - 1)));
   WARN(kMessages << " invalidation messages handled in " << secs << " s ("
                  << static_cast<int>(kMessages / secs) << " msg/s, one loop thread)");
+}
+
+TEST_CASE("a Redis that stalls mid-invalidation makes the core retry until it succeeds") {
+  tiertest::RedisOptions ro;
+  ro.extra_args = {"--enable-debug-command", "yes"};
+  tiertest::RedisServer server(ro);
+  Daemon d(kInvalidate + "    scan_batch: 10\n", "stall", "", "", server,
+           "  command_timeout_ms: 50\n");
+  constexpr int kKeys = 50000;
+  for (int i = 0; i < kKeys; i += 1000) {
+    std::vector<std::string> mset{"MSET"};
+    for (int j = i; j < i + 1000; ++j) {
+      mset.push_back(d.keys("big:" + std::to_string(j)));
+      mset.push_back("v");
+    }
+    d.client.run(tier::raw(mset));
+  }
+  d.publish("system:cache_invalidation", R"({"patterns":["big:*"]})");
+  // Once the scan runs (thousands of short steps), stall the server for longer than the
+  // command deadline: the step in flight times out and the handler answers Retry.
+  REQUIRE(d.loop.run_until(
+      [&] {
+        return d.metric("tierd_invalidate_pattern_jobs",
+                        {{"handler", "inv"}, {"state", "running"}}) == 1;
+      },
+      5s));
+  d.client.run(tier::raw({"DEBUG", "SLEEP", "0.3"}));
+  REQUIRE(d.loop.run_until(
+      [&] { return d.metric("tierd_handler_events_total", handler_result("ok")) == 1; }, 10s));
+  CHECK(d.metric("tierd_handler_events_total", handler_result("retry")) >= 1);
+  CHECK(d.metric("tierd_invalidate_jobs_total", {{"handler", "inv"}, {"result", "error"}}) >= 1);
+  CHECK(d.metric("tierd_handler_events_total", handler_result("fail")) == 0);
+  CHECK(d.client.run(tier::raw({"DBSIZE"})).integer == 0);
 }
