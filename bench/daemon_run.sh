@@ -16,6 +16,11 @@
 # increments as it parses and routes each message; with the example config no handler takes
 # events:*, so this is tierd's receive + parse + route cost, like the Python peer's.
 #
+# "disconnected": yes(B) when Redis closed the client for its output-buffer limit B times
+# (redis log), or the subscriber saw its link drop; for tierd yes(B+Rr) also counts its own
+# subscriber reconnects R (tierd_redis_reconnects_total). Messages lost either way show in
+# received/N.
+#
 # Builds nothing: build first with
 #   ninja -C build daemon_publisher daemon_bare_subscriber tierd
 # Usage: bench/daemon_run.sh [BUILD_DIR]   Environment: N (default 300000), MODES ("live drain")
@@ -191,8 +196,15 @@ run_tierd() {  # mode
   local hwm_kb
   hwm_kb=$(vm "$child" VmHWM)
   local drops=$(($(buffer_drops) - drops_before))
+  # tierd may also drop the link itself (e.g. a health-check PING stuck behind the backlog).
+  local reconnects
+  reconnects=$(curl -s "http://127.0.0.1:$hp/metrics" |
+    awk '/^tierd_redis_reconnects_total\{link="subscriber"\}/ { print $2 }')
+  reconnects=${reconnects:-0}
   local disc="no"
-  [ "$drops" -gt 0 ] && disc="yes($drops)"
+  if [ "$drops" -gt 0 ] || [ "$reconnects" != 0 ]; then
+    disc="yes($drops+${reconnects}r)"
+  fi
   kill -TERM "$child"
   wait "$child" || true
   child=""
