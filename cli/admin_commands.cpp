@@ -130,7 +130,8 @@ void add_admin_commands(CLI::App& app, Context& ctx) {
                                    "Delete every key matching a glob pattern; prints the count");
     cmd->footer(
         "Keys are found with SCAN and deleted with UNLINK in bounded steps (never KEYS), so "
-        "Redis stays responsive. Progress is shown on stderr when it is a terminal.");
+        "Redis stays responsive. Progress is shown on stderr when it is a terminal.\n\n" +
+        std::string(kExitCodesHelp));
     cmd->add_option("PATTERN", a->pattern,
                     "SCAN MATCH pattern, e.g. 'project:42:*' (the --prefix is put in front)")
         ->required();
@@ -167,7 +168,8 @@ void add_admin_commands(CLI::App& app, Context& ctx) {
     auto* cmd = app.add_subcommand("dedup-hash", "Print the code_hash of a file (no Redis needed)");
     cmd->footer(
         "code_hash = lowercase hex SHA-256 of the code after CRLF/CR become LF, trailing "
-        "whitespace is stripped from each line and trailing blank lines are dropped.");
+        "whitespace is stripped from each line and trailing blank lines are dropped.\n\n" +
+        std::string(kExitCodesHelp));
     cmd->add_option("FILE", *file, "File to hash; '-' reads stdin")->required();
     ctx.on_run(cmd, [&ctx, file] {
       std::string code = read_all(*file);

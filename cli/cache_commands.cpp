@@ -144,7 +144,7 @@ void add_cache_commands(CLI::App& app, Context& ctx) {
   {
     auto* cmd = app.add_subcommand(
         "mget",
-        "Print several values of one session/project (or global TYPE IDENTIFIER) in one MGET");
+        "Print values of several keys of one id, or of one global TYPE IDENTIFIER, in one MGET");
     auto a = std::make_shared<Args>();
     add_tier_option(cmd, a->tier);
     cmd->add_option("KEYS", a->parts,

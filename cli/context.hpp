@@ -29,6 +29,11 @@ enum Exit : int {
   kRedis = 4,       ///< Redis answered with an error, or a stored value is not JSON
 };
 
+/// The exit codes, as --help shows them.
+inline constexpr const char* kExitCodesHelp =
+    "Exit codes: 0 ok, 1 key not found, 2 usage error (bad argument, JSON or id), "
+    "3 connection failure or timeout, 4 Redis error or undecodable value.";
+
 struct GlobalOptions {
   std::string redis_url;  ///< --redis; default from TIERD_REDIS_URL
   bool json = false;      ///< --json: machine-readable JSON on stdout

@@ -47,13 +47,20 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   // Global options are accepted after the command name too (tierctl get --json ...).
   app.fallthrough();
-  app.footer(
-      "Exit codes: 0 ok, 1 key not found, 2 usage error (bad argument, JSON or id), "
-      "3 connection failure or timeout, 4 Redis error or undecodable value.");
+  // Subcommands inherit the footer they are created with: the exit codes only.
+  app.footer(tierctl::kExitCodesHelp);
 
   tierctl::add_cache_commands(app, ctx);
   tierctl::add_pubsub_commands(app, ctx);
   tierctl::add_admin_commands(app, ctx);
+  app.footer(
+      std::string("Examples:\n"
+                  "  tierctl set --tier session s-1 prefs '{\"theme\":\"dark\"}' --ttl 600\n"
+                  "  tierctl --json get --tier global model gpt-4 latency\n"
+                  "  tierctl publish events:version_promoted '{\"id\":\"e-1\",\"version\":3}'\n"
+                  "  tierctl subscribe 'events:*' --count 1\n"
+                  "  tierctl invalidate 'project:42:*'\n\n") +
+      tierctl::kExitCodesHelp);
 
   try {
     app.parse(argc, argv);

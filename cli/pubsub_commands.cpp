@@ -87,7 +87,8 @@ void add_pubsub_commands(CLI::App& app, Context& ctx) {
         "subscribe", "Print messages on channels matching patterns (PSUBSCRIBE) until Ctrl-C");
     cmd->footer(
         "One line per message: 'CHANNEL PAYLOAD', or with --json {\"channel\", \"pattern\", "
-        "\"message\"} (\"payload\" holding the text when the message is not JSON).");
+        "\"message\"} (\"payload\" holding the text when the message is not JSON).\n\n" +
+        std::string(kExitCodesHelp));
     cmd->add_option("PATTERN", a->patterns, "Channel patterns, e.g. 'events:*'")->required();
     cmd->add_option("--count,-n", a->count, "Stop after this many messages")
         ->check(CLI::PositiveNumber);
