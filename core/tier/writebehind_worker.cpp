@@ -49,7 +49,8 @@ struct Entry {
 // older upserts it supersedes folded in (as if they had been applied in order).
 struct Change {
   WriteOp op = WriteOp::upsert;
-  std::map<std::string, std::optional<std::string>> values;  // column -> text (nullopt = NULL)
+  std::vector<std::optional<std::string>> values;  // by column index; nullopt = NULL
+  std::uint64_t mask = 0;                          // the columns the row carries
   std::optional<long long> version;
   std::string key;
   std::size_t winner = 0;            // entry index whose op and version won
@@ -64,6 +65,10 @@ struct Batch {
   std::vector<std::string> ack;                           // ids to acknowledge at the end
   std::size_t dead_inflight = 0;
   Clock::time_point started;
+  bool ready = false;  // parsed and coalesced
+  // The statements of the first transaction, built ahead while the previous batch is in
+  // PostgreSQL (the loop would otherwise wait idle).
+  std::optional<std::vector<PgStatement>> prebuilt;
 };
 
 Error redis_error(const Reply& r, const std::string& what) {
@@ -71,25 +76,26 @@ Error redis_error(const Reply& r, const std::string& what) {
 }
 
 // [[id, [f, v, ...] | nil], ...] -> entries
-std::vector<Entry> parse_entries(const Reply& list, bool redelivered) {
+std::vector<Entry> parse_entries(Reply&& list, bool redelivered) {
   std::vector<Entry> out;
   if (!list.is_array()) {
     return out;
   }
   out.reserve(list.elements.size());
-  for (const auto& e : list.elements) {
+  for (auto& e : list.elements) {
     if (!e.is_array() || e.elements.size() < 2) {
       continue;
     }
     Entry en;
-    en.id = e.elements[0].str;
+    en.id = std::move(e.elements[0].str);
     en.redelivered = redelivered;
-    const Reply& f = e.elements[1];
+    Reply& f = e.elements[1];
     if (!f.is_array()) {
       en.deleted = true;
     } else {
+      en.fields.reserve(f.elements.size() / 2);
       for (std::size_t i = 0; i + 1 < f.elements.size(); i += 2) {
-        en.fields.emplace_back(f.elements[i].str, f.elements[i + 1].str);
+        en.fields.emplace_back(std::move(f.elements[i].str), std::move(f.elements[i + 1].str));
       }
     }
     out.push_back(std::move(en));
@@ -106,9 +112,9 @@ Result<std::vector<Entry>> parse_read(Reply&& r, bool redelivered) {
     return redis_error(r, "XREADGROUP");
   }
   std::vector<Entry> out;
-  for (const auto& s : r.elements) {
+  for (auto& s : r.elements) {
     if (s.is_array() && s.elements.size() == 2) {
-      auto part = parse_entries(s.elements[1], redelivered);
+      auto part = parse_entries(std::move(s.elements[1]), redelivered);
       std::move(part.begin(), part.end(), std::back_inserter(out));
     }
   }
@@ -171,6 +177,12 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     std::optional<std::string> schema;
     std::string relname;
     std::set<std::string> allowed;
+    // Columns by index (sorted names): a row's column set is a bit mask, not a map.
+    std::vector<std::string> colnames;
+    std::unordered_map<std::string, int> colidx;
+    std::vector<bool> is_json;
+    std::vector<int> key_idx;
+    int version_idx = -1;
     std::set<std::string> json_columns;
     std::unique_ptr<AsyncClient> reader;
     std::vector<Entry> buffer;
@@ -190,6 +202,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     std::string claim_cursor = "0-0";
     Clock::time_point next_claim;
     std::unique_ptr<Batch> inflight;
+    std::unique_ptr<Batch> next;  // taken from the buffer and prepared while inflight runs
     std::unordered_set<std::string> unacked;  // committed or dead, ACK not confirmed yet
     std::vector<std::string> ack_backlog;     // ACKs that failed: sent again with the next
     std::size_t acks_inflight = 0;
@@ -276,6 +289,20 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       if (!cfg.version_column.empty()) {
         pg_quote_ident(cfg.version_column);
         t->allowed.insert(cfg.version_column);
+      }
+      if (t->allowed.size() > 64) {
+        throw InvalidArgument(where + ": at most 64 columns");
+      }
+      t->colnames.assign(t->allowed.begin(), t->allowed.end());
+      for (std::size_t i = 0; i < t->colnames.size(); ++i) {
+        t->colidx[t->colnames[i]] = static_cast<int>(i);
+      }
+      t->is_json.assign(t->colnames.size(), false);
+      for (const auto& k : cfg.key_columns) {
+        t->key_idx.push_back(t->colidx[k]);
+      }
+      if (!cfg.version_column.empty()) {
+        t->version_idx = t->colidx[cfg.version_column];
       }
       WriteBehind wb({.prefix = opts.prefix});
       t->stream = wb.stream(cfg.name);
@@ -492,6 +519,10 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
           for (auto& [col, type] : live) {
             if (type == "json" || type == "jsonb") {
               t->json_columns.insert(col);
+              auto ci = t->colidx.find(col);
+              if (ci != t->colidx.end()) {
+                t->is_json[static_cast<std::size_t>(ci->second)] = true;
+              }
             }
           }
           self->check_conflict_target(t);
@@ -559,7 +590,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       return;
     }
     if (t->recheck_pending) {
-      if (!t->inflight && t->buffer.empty()) {
+      if (!t->inflight && !t->next && t->buffer.empty()) {
         t->recheck_pending = false;
         t->mode = Mode::pending;
         t->pending_cursor = "0";
@@ -636,7 +667,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       // [next_cursor, entries, deleted_ids]
       if (r->is_array() && r->elements.size() >= 2) {
         std::string next = r->elements[0].str;
-        got = parse_entries(r->elements[1], true);
+        got = parse_entries(std::move(r->elements[1]), true);
         t->claim_cursor = next;
         if (next == "0-0") {
           t->mode = Mode::live;
@@ -678,7 +709,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
   // ---- batches ----------------------------------------------------------------------
 
   void maybe_flush(Table* t, bool deadline_passed) {
-    if (closed || t->inflight || t->buffer.empty()) {
+    if (closed || t->next || t->buffer.empty()) {
       return;
     }
     bool due = t->buffer.size() >= t->cfg.max_rows || deadline_passed || t->flush_requested ||
@@ -699,14 +730,29 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
             [](Impl* s, Table* tb) { s->maybe_flush(tb, true); });
     }
     batch->started = Clock::now();
-    t->inflight = std::move(batch);
-    check_deliveries(t);
+    if (!t->inflight) {
+      t->inflight = std::move(batch);
+      check_deliveries(t, t->inflight.get());
+      return;
+    }
+    t->next = std::move(batch);
+    bool redelivered = std::any_of(t->next->entries.begin(), t->next->entries.end(),
+                                   [](const Entry& e) { return e.redelivered; });
+    if (!redelivered || t->cfg.max_deliveries == 0) {
+      prepare(t, *t->next, {});
+    }
+  }
+
+  // Starts writing the in-flight batch: dead letters and the first transaction.
+  void launch(Table* t) {
+    send_dead(t);
+    run_chunk(t);
   }
 
   // Entries read again (own pending, claimed) carry a delivery count: past max_deliveries
   // they go to the dead letters instead of being tried once more.
-  void check_deliveries(Table* t) {
-    auto& b = *t->inflight;
+  void check_deliveries(Table* t, Batch* batch) {
+    auto& b = *batch;
     std::string lo;
     std::string hi;
     for (const auto& e : b.entries) {
@@ -718,14 +764,15 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       }
     }
     if (lo.empty() || t->cfg.max_deliveries == 0) {
-      prepare(t, {});
+      prepare(t, b, {});
+      launch(t);
       return;
     }
     auto w = weak_from_this();
     commands.run(raw({"XPENDING", t->stream, opts.group, lo, hi, "100000", opts.consumer}),
-                 [w, t](Result<Reply> r) {
+                 [w, t, batch](Result<Reply> r) {
                    auto self = w.lock();
-                   if (!self || self->closed) {
+                   if (!self || self->closed || t->inflight.get() != batch) {
                      return;
                    }
                    std::unordered_map<std::string, long long> counts;
@@ -736,7 +783,8 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
                        }
                      }
                    }
-                   self->prepare(t, counts);
+                   self->prepare(t, *batch, counts);
+                   self->launch(t);
                  });
   }
 
@@ -780,7 +828,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       }
     }
     for (auto it = j.begin(); it != j.end(); ++it) {
-      if (t->allowed.count(it.key()) == 0) {
+      if (t->colidx.count(it.key()) == 0) {
         return "column '" + excerpt(it.key(), 63) + "' is not whitelisted for table " + t->cfg.name;
       }
     }
@@ -802,27 +850,33 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
         return "key column '" + k + "' is null";
       }
     }
+    c.values.resize(t->colnames.size());
+    auto set = [&](int i, std::optional<std::string> v) {
+      c.values[static_cast<std::size_t>(i)] = std::move(v);
+      c.mask |= 1ULL << i;
+    };
     if (c.op == WriteOp::del) {
-      for (const auto& k : t->cfg.key_columns) {
-        c.values[k] = json_to_text(j[k], t->json_columns.count(k) != 0);
+      for (int k : t->key_idx) {
+        set(k, json_to_text(j[t->colnames[static_cast<std::size_t>(k)]],
+                            t->is_json[static_cast<std::size_t>(k)]));
       }
     } else {
       for (auto it = j.begin(); it != j.end(); ++it) {
-        c.values[it.key()] = json_to_text(it.value(), t->json_columns.count(it.key()) != 0);
+        int i = t->colidx.find(it.key())->second;
+        set(i, json_to_text(it.value(), t->is_json[static_cast<std::size_t>(i)]));
       }
     }
-    if (!vc.empty()) {
-      c.values[vc] = std::to_string(*c.version);
+    if (t->version_idx >= 0) {
+      set(t->version_idx, std::to_string(*c.version));
     }
-    for (const auto& k : t->cfg.key_columns) {
-      c.key += c.values[k].value_or("");
+    for (int k : t->key_idx) {
+      c.key += c.values[static_cast<std::size_t>(k)].value_or("");
       c.key += '\x1f';
     }
     return std::nullopt;
   }
 
-  void prepare(Table* t, const std::unordered_map<std::string, long long>& deliveries) {
-    auto& b = *t->inflight;
+  void prepare(Table* t, Batch& b, const std::unordered_map<std::string, long long>& deliveries) {
     std::unordered_map<std::string, std::size_t> by_key;
     for (std::size_t i = 0; i < b.entries.size(); ++i) {
       const Entry& e = b.entries[i];
@@ -858,8 +912,12 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       bool newer = !old.version || !c.version || *c.version >= *old.version;
       if (newer) {
         if (c.op == WriteOp::upsert && old.op == WriteOp::upsert) {
-          for (auto& [col, v] : old.values) {
-            c.values.emplace(col, v);  // keeps c's own value where it has one
+          for (std::size_t col = 0; col < old.values.size(); ++col) {
+            std::uint64_t bit = 1ULL << col;
+            if ((old.mask & bit) != 0 && (c.mask & bit) == 0) {
+              c.values[col] = std::move(old.values[col]);  // c's own values win
+              c.mask |= bit;
+            }
           }
         }
         c.entries.insert(c.entries.begin(), old.entries.begin(), old.entries.end());
@@ -873,31 +931,34 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       all[i] = i;
     }
     if (!all.empty()) {
+      b.prebuilt = build(t, b, all);
       b.chunks.push_back(std::move(all));
     }
-    send_dead(t);
-    run_chunk(t);
+    b.ready = true;
   }
 
   // Statements of one transaction writing these changes: per (op, column set) a staging
   // table filled by COPY, then one INSERT ... ON CONFLICT or DELETE ... USING.
-  std::vector<PgStatement> build(Table* t, const std::vector<std::size_t>& chunk) {
-    auto& b = *t->inflight;
-    std::map<std::pair<int, std::vector<std::string>>, std::vector<std::size_t>> groups;
+  std::vector<PgStatement> build(Table* t, const Batch& b, const std::vector<std::size_t>& chunk) {
+    std::map<std::pair<int, std::uint64_t>, std::vector<std::size_t>> groups;
     for (auto i : chunk) {
       const Change& c = b.changes[i];
-      std::vector<std::string> cols;
-      for (auto& [col, v] : c.values) {
-        cols.push_back(col);
-      }
-      groups[{static_cast<int>(c.op), cols}].push_back(i);
+      groups[{static_cast<int>(c.op), c.mask}].push_back(i);
     }
     std::vector<PgStatement> out;
     const auto& vc = t->cfg.version_column;
     std::string vq = vc.empty() ? "" : pg_quote_ident(vc);
     int n = 0;
     for (auto& [shape, idx] : groups) {
-      auto& [op, cols] = shape;
+      auto& [op, mask] = shape;
+      std::vector<std::string> cols;
+      std::vector<std::size_t> colpos;
+      for (std::size_t i = 0; i < t->colnames.size(); ++i) {
+        if ((mask & (1ULL << i)) != 0) {
+          cols.push_back(t->colnames[i]);
+          colpos.push_back(i);
+        }
+      }
       std::string stage = "wb_stage_" + std::to_string(n++);
       std::string list;
       for (const auto& c : cols) {
@@ -912,12 +973,12 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       for (auto i : idx) {
         const Change& c = b.changes[i];
         bool first = true;
-        for (const auto& col : cols) {
+        for (auto col : colpos) {
           if (!first) {
             data += '\t';
           }
           first = false;
-          pg_copy_escape(data, c.values.at(col));
+          pg_copy_escape(data, c.values[col]);
         }
         data += '\n';
       }
@@ -984,8 +1045,10 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       return;
     }
     auto w = weak_from_this();
+    std::vector<PgStatement> statements = b.prebuilt ? std::move(*b.prebuilt) : build(t, b, chunk);
+    b.prebuilt.reset();
     pg.transaction(
-        build(t, chunk),
+        std::move(statements),
         [w, t, chunk, started](Result<std::vector<PgResult>> r) {
           auto self = w.lock();
           if (!self || self->closed || !t->inflight) {
@@ -1126,6 +1189,14 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     if (!ids.empty()) {
       send_ack(t, std::move(ids));
     }
+    if (t->next) {
+      t->inflight = std::move(t->next);
+      if (t->inflight->ready) {
+        launch(t);
+      } else {
+        check_deliveries(t, t->inflight.get());
+      }
+    }
     maybe_flush(t, false);
     pump_read(t);
     check_stopped();
@@ -1214,7 +1285,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     }
     for (auto& t : tables) {
       // A blocking read may still bring entries: they are written before stopping.
-      if (t->inflight || t->reading || !t->buffer.empty() || t->acks_inflight != 0) {
+      if (t->inflight || t->next || t->reading || !t->buffer.empty() || t->acks_inflight != 0) {
         return;
       }
     }

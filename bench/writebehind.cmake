@@ -1,0 +1,3 @@
+# Write-behind benchmark (run it with bench/writebehind_run.sh, which starts the servers).
+add_executable(writebehind_bench writebehind_bench.cpp)
+target_link_libraries(writebehind_bench PRIVATE tier PkgConfig::PQ PkgConfig::UV tierd_warnings)
