@@ -142,6 +142,7 @@ void read_common(const YAML::Node& node, const std::string& path, HandlerConfig&
   h.queue_limit = static_cast<std::size_t>(m.integer("queue_limit", 10000, 1, 10000000));
   h.max_attempts = static_cast<std::uint32_t>(m.integer("max_attempts", 3, 1, 100));
   h.retry_backoff = std::chrono::milliseconds(m.integer("retry_backoff_ms", 200, 1, 3600 * 1000));
+  h.dedup_ttl = std::chrono::seconds(m.integer("dedup_ttl_s", 0, 0, 30 * 86400));
   h.yaml_path = path;
 }
 

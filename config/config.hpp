@@ -25,7 +25,10 @@ struct HandlerConfig {
   std::size_t queue_limit = 10000;   ///< events waiting; past it new ones are dropped (counted)
   std::uint32_t max_attempts = 3;    ///< 1 = no retry
   std::chrono::milliseconds retry_backoff{200};  ///< first retry delay; doubles per attempt
-  std::string yaml_path;                         ///< "handlers[0]", for log lines
+  /// How long an envelope id is remembered (SET NX EX) so that an event carrying an id seen
+  /// before is not handled again, in seconds; 0 = no de-duplication.
+  std::chrono::seconds dedup_ttl{0};
+  std::string yaml_path;  ///< "handlers[0]", for log lines
   Builder build;
 };
 

@@ -119,6 +119,7 @@ std::optional<std::string> check_message(std::string_view payload, std::size_t m
 struct Item {
   std::shared_ptr<const Event> event;
   std::uint32_t attempt = 1;
+  bool claimed = false;  ///< its envelope id was claimed (dedup_ttl_s); retries skip the claim
 };
 
 struct Dispatcher::Slot : std::enable_shared_from_this<Slot> {
@@ -132,6 +133,7 @@ struct Dispatcher::Slot : std::enable_shared_from_this<Slot> {
         retried(family(env, c.name, "retry")),
         failed(family(env, c.name, "fail")),
         dropped(family(env, c.name, "dropped")),
+        duplicate(family(env, c.name, "duplicate")),
         overflow(env.metrics
                      ->counter("tierd_handler_queue_overflow_total",
                                "Events dropped because the handler's queue was full")
@@ -149,7 +151,7 @@ struct Dispatcher::Slot : std::enable_shared_from_this<Slot> {
     return env.metrics
         ->counter("tierd_handler_events_total",
                   "Handler outcomes: ok, retry (another attempt scheduled), fail (given up), "
-                  "dropped (queue full, reload or shutdown)")
+                  "dropped (queue full, reload or shutdown), duplicate (envelope id seen before)")
         .with({{"handler", name}, {"result", result}});
   }
 
@@ -175,6 +177,7 @@ struct Dispatcher::Slot : std::enable_shared_from_this<Slot> {
   Counter& retried;
   Counter& failed;
   Counter& dropped;
+  Counter& duplicate;
   Counter& overflow;
   Gauge& depth;
   Gauge& busy;
@@ -217,6 +220,10 @@ struct Dispatcher::Slot : std::enable_shared_from_this<Slot> {
   }
 
   void start(Item item) {
+    if (cfg.dedup_ttl.count() > 0 && item.event->id && !item.claimed) {
+      claim(std::move(item));
+      return;
+    }
     std::weak_ptr<Slot> weak = weak_from_this();
     const auto began = std::chrono::steady_clock::now();
     auto called = std::make_shared<bool>(false);
@@ -236,6 +243,46 @@ struct Dispatcher::Slot : std::enable_shared_from_this<Slot> {
     } catch (...) {
       done(HandlerResult::fail("handler threw"));
     }
+  }
+
+  /// De-duplication (DESIGN §3): SET NX claims the envelope id for dedup_ttl; only the
+  /// first claim runs the handler. One command, so no script is needed; several tierd
+  /// instances sharing a Redis see each other's claims. A claim that cannot be made (Redis
+  /// error) is a retry: the id stays unclaimed, so a later attempt may still handle it.
+  void claim(Item item) {
+    const auto began = std::chrono::steady_clock::now();
+    const std::string& id = *item.event->id;
+    if (auto err = tier::check_id(id, "envelope id")) {
+      // The id becomes part of a key; an unusable one cannot be de-duplicated.
+      finish(item, HandlerResult::fail(err->message), began);
+      return;
+    }
+    std::weak_ptr<Slot> weak = weak_from_this();
+    ctx.redis().run(tier::raw({"SET", ctx.key_prefix() + "tierd:seen:" + cfg.name + ":" + id, "1",
+                               "NX", "EX", std::to_string(cfg.dedup_ttl.count())}),
+                    [weak, item, began](tier::Result<tier::Reply> r) mutable {
+                      auto self = weak.lock();
+                      if (!self || !self->handler) {
+                        return;
+                      }
+                      if (!r.ok()) {
+                        self->finish(item, HandlerResult::retry("dedup: " + r.error().describe()),
+                                     began);
+                        return;
+                      }
+                      if (r.value().is_error()) {
+                        self->finish(item, HandlerResult::retry("dedup: " + r.value().str), began);
+                        return;
+                      }
+                      if (r.value().is_nil()) {
+                        --self->in_flight;
+                        self->duplicate.inc();
+                        self->pump();
+                        return;
+                      }
+                      item.claimed = true;
+                      self->start(std::move(item));
+                    });
   }
 
   void finish(const Item& item, HandlerResult r, std::chrono::steady_clock::time_point began) {
@@ -276,7 +323,7 @@ struct Dispatcher::Slot : std::enable_shared_from_this<Slot> {
     auto delay = cfg.retry_backoff * (1LL << std::min<std::uint32_t>(item.attempt - 1, 16));
     delay = std::min<std::chrono::milliseconds>(delay, std::chrono::minutes(1));
     const std::uint64_t id = next_retry++;
-    Item next{item.event, item.attempt + 1};
+    Item next{item.event, item.attempt + 1, item.claimed};
     std::weak_ptr<Slot> weak = weak_from_this();
     retries.emplace(
         id, std::make_unique<UvTimer>(loop, delay, std::chrono::milliseconds(0), [weak, id, next] {

@@ -114,7 +114,8 @@ using Builder = std::function<std::unique_ptr<Handler>(Context&)>;
 using Factory = std::function<Builder(const YAML::Node& section, const std::string& yaml_path)>;
 
 /// Keys every handler section may carry, read by the core (name, type, on, max_concurrency,
-/// queue_limit, max_attempts, retry_backoff_ms). Factories accept them plus their own.
+/// queue_limit, max_attempts, retry_backoff_ms, dedup_ttl_s). Factories accept them plus their
+/// own.
 const std::vector<std::string>& common_handler_keys();
 
 /// The registry: handler type -> factory. nullptr for an unknown type.

@@ -19,7 +19,15 @@ const std::vector<std::pair<std::string, Factory>>& registry() {
 
 const std::vector<std::string>& common_handler_keys() {
   static const std::vector<std::string> keys{
-      "type", "name", "on", "max_concurrency", "queue_limit", "max_attempts", "retry_backoff_ms"};
+      "type",
+      "name",
+      "on",
+      "max_concurrency",
+      "queue_limit",
+      "max_attempts",
+      "retry_backoff_ms",
+      "dedup_ttl_s",
+  };
   return keys;
 }
 

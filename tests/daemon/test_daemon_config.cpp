@@ -100,6 +100,7 @@ handlers:
     queue_limit: 7
     max_attempts: 5
     retry_backoff_ms: 50
+    dedup_ttl_s: 600
     scan_batch: 10
 )");
   REQUIRE(c.handlers.size() == 1);
@@ -109,6 +110,7 @@ handlers:
   CHECK(h.queue_limit == 7);
   CHECK(h.max_attempts == 5);
   CHECK(h.retry_backoff == std::chrono::milliseconds(50));
+  CHECK(h.dedup_ttl == std::chrono::seconds(600));
   CHECK(h.build);
 }
 
@@ -160,6 +162,15 @@ TEST_CASE("broken configs are refused with the YAML path and line") {
       {"wrong handler key type",
        "handlers:\n  - type: invalidate\n    on: [\"system:*\"]\n    max_concurrency: many\n",
        "handlers[0].max_concurrency (line 4): expected an integer"},
+      {"negative dedup_ttl_s",
+       "handlers:\n  - type: invalidate\n    on: [\"system:*\"]\n    dedup_ttl_s: -1\n",
+       "handlers[0].dedup_ttl_s (line 4): must be between"},
+      {"dedup_ttl_s longer than 30 days",
+       "handlers:\n  - type: invalidate\n    on: [\"system:*\"]\n    dedup_ttl_s: 2592001\n",
+       "handlers[0].dedup_ttl_s (line 4): must be between"},
+      {"dedup_ttl_s not a number",
+       "handlers:\n  - type: invalidate\n    on: [\"system:*\"]\n    dedup_ttl_s: 1h\n",
+       "handlers[0].dedup_ttl_s (line 4): expected an integer"},
       {"duplicate handler names",
        "handlers:\n  - type: invalidate\n    on: [\"system:*\"]\n  - type: invalidate\n    on: "
        "[\"events:*\"]\n",
