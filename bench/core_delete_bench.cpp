@@ -2,9 +2,10 @@
 // The probe sends PING on its own connection every millisecond; a PING answered late means
 // Redis was blocked (or its queue was long) at that moment.
 //
-//   core_delete_bench URL scan|keys KEYS
+//   core_delete_bench URL scan|keys|idle KEYS
 //     scan: tier::delete_by_pattern (SCAN + UNLINK steps, core/lua/scan_unlink.lua)
 //     keys: the common peer recipe, KEYS pattern then one DEL of everything found
+//     idle: no deletion, the probe alone for 1.5 s: the latency floor of this machine
 // The server must allow DEBUG POPULATE (redis-server --enable-debug-command yes).
 // prints:  RESULT delete-<mode> keys=<n> deleted=<n> total_ms=<t> probe_worst_ms=<w>
 //          probe_p99_ms=<p> probes=<n>
@@ -65,7 +66,7 @@ class Probe {
 
 int main(int argc, char** argv) {
   if (argc != 4) {
-    std::fprintf(stderr, "usage: %s URL scan|keys KEYS\n", argv[0]);
+    std::fprintf(stderr, "usage: %s URL scan|keys|idle KEYS\n", argv[0]);
     return 2;
   }
   std::string url = argv[1];
@@ -88,7 +89,12 @@ int main(int argc, char** argv) {
   std::uint64_t deleted = 0;
   Probe probe(url);
   auto start = Clock::now();
-  if (mode == "scan") {
+  if (mode == "idle") {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    deleted = static_cast<std::uint64_t>(n);
+    client.run(tier::raw({"FLUSHALL"}));
+    client.run(tier::raw({"MSET", "other:1", "x", "other:2", "x"}));
+  } else if (mode == "scan") {
     deleted = tier::delete_by_pattern(client, "key:*", {.batch = 1000});
   } else {
     tier::Reply keys = client.run(tier::raw({"KEYS", "key:*"}));

@@ -88,11 +88,15 @@ scan=$("$bin/core_delete_bench" "$url" scan "$DELETE_KEYS")
 echo "$scan" >&2
 keys=$("$bin/core_delete_bench" "$url" keys "$DELETE_KEYS")
 echo "$keys" >&2
+idle=$("$bin/core_delete_bench" "$url" idle 1000)
+echo "$idle" >&2
 for f in total_ms probe_worst_ms probe_p99_ms; do
   a=$(echo "$scan" | field "$f")
   b=$(echo "$keys" | field "$f")
   rows+=("$(row "delete $DELETE_KEYS keys: $f" "$a" "$b" "$(ratio "$a" "$b")")")
 done
+rows+=("$(row "probe worst/p99 ms, Redis idle" "$(echo "$idle" | field probe_worst_ms)" \
+  "$(echo "$idle" | field probe_p99_ms)" "")")
 
 echo "== dedup hashing, $HASH_MIB MiB of code" >&2
 hash=$("$bin/core_hash_bench" "$HASH_MIB")
