@@ -132,6 +132,13 @@ class RawClient {
   std::vector<Parsed> responses() const { return parse_responses(data_); }
   bool eof() const { return eof_; }
   const std::string& raw() const { return data_; }
+  /// Closes with SO_LINGER 0: the peer gets a RST, not a FIN.
+  void reset() {
+    linger l{1, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+    ::close(fd_);
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);  // the destructor closes something harmless
+  }
 
  private:
   int fd_ = -1;
@@ -581,4 +588,43 @@ TEST_CASE("listen address parsing", "[http]") {
   bad("example.com:80", "numeric IP");
   bad("999.1.1.1:80", "numeric IP");
   bad(std::string("127.0.0.1\n:80"), "numeric IP");
+}
+
+TEST_CASE("http: a request split into 1-byte reads is reassembled", "[http]") {
+  TestLoop loop;
+  auto server = make_server(loop);
+  RawClient c(server->port());
+  std::string req = get("/echo?split=yes", "X-Tag: pieces\r\nX-Other: ignored\r\n") +
+                    get("/echo?second=1", "X-Tag: two\r\n");
+  for (char ch : req) {
+    c.send(loop, std::string(1, ch));
+    // Let the server read each byte on its own.
+    loop.run_until([] { return false; }, 1ms);
+  }
+  REQUIRE(c.wait_responses(loop, 2));
+  CHECK(c.responses()[0].body == "split=yes|pieces");
+  CHECK(c.responses()[1].body == "second=1|two");
+  close_server(loop, *server);
+}
+
+TEST_CASE("http: a client that resets mid-response does not disturb the server", "[http]") {
+  TestLoop loop;
+  auto server = make_server(loop);
+  for (int round = 0; round < 5; ++round) {
+    auto c = std::make_unique<RawClient>(server->port());
+    std::string batch;
+    for (int i = 0; i < 500; ++i) {
+      batch += get("/big");
+    }
+    c->send(loop, batch);
+    loop.run_until([&] { return server->stats().requests >= 100u * (round + 1); }, 2s);
+    c->reset();  // RST with unread answers in flight
+    c.reset();
+  }
+  REQUIRE(loop.run_until([&] { return server->stats().open_connections == 0; }));
+  RawClient ok(server->port());
+  ok.send(loop, get("/healthz"));
+  REQUIRE(ok.wait_responses(loop, 1));
+  CHECK(ok.responses()[0].status == 200);
+  close_server(loop, *server);
 }
