@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -23,13 +24,22 @@ void make_pipe(int fds[2]) {
 }  // namespace
 
 CliProcess::CliProcess(const std::vector<std::string>& args, const std::string& input,
-                       const CliEnv& env) {
+                       const CliEnv& env, bool stderr_tty) {
   int in[2];
   int out[2];
   int err[2];
   make_pipe(in);
   make_pipe(out);
-  make_pipe(err);
+  if (stderr_tty) {
+    // err[0] is the terminal's master side (read by us), err[1] the child's stderr.
+    if (::openpty(&err[0], &err[1], nullptr, nullptr, nullptr) != 0) {
+      throw std::runtime_error("openpty failed");
+    }
+    ::fcntl(err[0], F_SETFD, FD_CLOEXEC);
+    ::fcntl(err[1], F_SETFD, FD_CLOEXEC);
+  } else {
+    make_pipe(err);
+  }
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) {
@@ -115,7 +125,9 @@ bool CliProcess::pump(std::chrono::steady_clock::time_point until) {
     ssize_t got = ::read(fd, buf, sizeof buf);
     if (got > 0) {
       (i == 0 ? result_.out : result_.err).append(buf, static_cast<std::size_t>(got));
-    } else {
+    } else if (got < 0 && errno == EINTR) {
+      continue;
+    } else {  // 0 = end of a pipe; EIO = a terminal whose other side is closed
       ::close(fd);
       fd = -1;
     }

@@ -25,8 +25,9 @@ class CliProcess {
  public:
   /// Starts tierctl with `args`; `input` is written to its stdin, which is then closed.
   /// TIERD_REDIS_URL, TIERD_REDIS_PASSWORD and REDISCLI_AUTH are unset unless `env` sets them.
+  /// With `stderr_tty`, stderr is a pseudo-terminal (what a person at a shell has).
   explicit CliProcess(const std::vector<std::string>& args, const std::string& input = "",
-                      const CliEnv& env = {});
+                      const CliEnv& env = {}, bool stderr_tty = false);
   ~CliProcess();
   CliProcess(const CliProcess&) = delete;
   CliProcess& operator=(const CliProcess&) = delete;

@@ -387,6 +387,23 @@ TEST_CASE("invalidate deletes exactly the matching keys and prints the count") {
   REQUIRE(out["pattern"] == keys.prefix() + "session:*");
 }
 
+TEST_CASE("invalidate shows progress on stderr only when stderr is a terminal") {
+  auto& client = tiertest::redis().client();
+  tiertest::TestKeys keys(client, "cli_progress");
+  std::vector<std::string> mset{"MSET"};
+  for (int i = 0; i < 30; ++i) {
+    mset.push_back(keys("g:" + std::to_string(i)));
+    mset.push_back("1");
+  }
+  redis_cmd(mset);
+  tiertest::CliProcess p(with(keys, {"invalidate", "g:*", "--batch", "10"}), "", {}, true);
+  auto r = p.wait();
+  INFO(describe(r));
+  REQUIRE(r.exit_code == 0);
+  REQUIRE(r.out == "30\n");  // stdout stays a clean count
+  REQUIRE(r.err.find("deleted 30 keys") != std::string::npos);
+}
+
 TEST_CASE("clear-session deletes one session's keys, glob characters in the id literal") {
   auto& client = tiertest::redis().client();
   tiertest::TestKeys keys(client, "cli_clear");
