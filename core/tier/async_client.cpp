@@ -154,6 +154,7 @@ class AsyncLink : public std::enable_shared_from_this<AsyncLink> {
   LinkCounters counters() const { return counters_; }
   std::size_t pending() const { return waiting_.size() + inflight_.size(); }
   uv_loop_t* loop() const { return loop_; }
+  const AsyncOptions& options() const { return opts_; }
 
  protected:
   /// The connection answered its hello: subclasses subscribe here. Return true when the
@@ -588,6 +589,15 @@ class SubscriberLink : public AsyncLink {
   }
 
   bool healthy(Clock::time_point now) override {
+    // Messages arriving prove the subscribed socket is alive. Under a flood the health
+    // confirmation waits behind the backlog, so without this a busy link would be
+    // dropped (and its buffered messages lost) for being slow, not dead.
+    if (traffic_) {
+      traffic_ = false;
+      health_sent_ = {};
+      last_health_ = now;
+      return true;
+    }
     if (health_sent_ != Clock::time_point{}) {
       return now - health_sent_ < sopts_.health_timeout;
     }
@@ -624,8 +634,10 @@ class SubscriberLink : public AsyncLink {
     };
     std::string_view kind = sv(r->element[0]);
     if (kind == "pmessage" && r->elements == 4) {
+      self->traffic_ = true;
       self->on_message_(PushMessage{sv(r->element[1]), sv(r->element[2]), sv(r->element[3])});
     } else if (kind == "message") {
+      self->traffic_ = true;
       self->on_message_(PushMessage{{}, sv(r->element[1]), sv(r->element[2])});
     } else if (kind == "psubscribe" || kind == "subscribe") {
       if (self->state() == LinkState::ready) {
@@ -646,6 +658,7 @@ class SubscriberLink : public AsyncLink {
   std::size_t confirmed_ = 0;
   Clock::time_point health_sent_{};
   Clock::time_point last_health_{};
+  bool traffic_ = false;  ///< a message arrived since the last health check
 };
 
 }  // namespace detail
@@ -679,6 +692,10 @@ std::size_t AsyncClient::pending() const {
 }
 uv_loop_t* AsyncClient::loop() const {
   return link_->loop();
+}
+
+const AsyncOptions& AsyncClient::options() const {
+  return link_->options();
 }
 
 AsyncSubscriber::AsyncSubscriber(uv_loop_t* loop, SubscriberOptions options,

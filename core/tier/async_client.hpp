@@ -96,6 +96,8 @@ class AsyncClient {
   LinkCounters counters() const;
   std::size_t pending() const;
   uv_loop_t* loop() const;
+  /// The options it was built with (e.g. to open another connection to the same server).
+  const AsyncOptions& options() const;
 
  private:
   std::shared_ptr<detail::AsyncLink> link_;

@@ -84,3 +84,33 @@ TEST_CASE("AsyncSubscriber: confirms subscriptions, delivers, survives a restart
   server.resume();
   REQUIRE(loop.run_until([&] { return sub.state() == tier::LinkState::ready; }, 5s));
 }
+
+TEST_CASE("AsyncSubscriber: a backlog longer than the health timeout is not taken for a dead link",
+          "[pubsub][async]") {
+  tiertest::RedisServer server;
+  tiertest::TestLoop loop;
+  tier::SubscriberOptions o;
+  o.link.endpoint = tier::RedisEndpoint::parse(server.url());
+  o.patterns = {"flood:*"};
+  o.health_interval = 20ms;
+  o.health_timeout = 40ms;
+  std::size_t got = 0;
+  tier::AsyncSubscriber sub(loop.get(), o, [&](const tier::PushMessage&) { ++got; });
+  sub.start();
+  REQUIRE(loop.run_until([&] { return sub.state() == tier::LinkState::ready; }));
+  // Publish while the loop is not running: the messages pile up in Redis's output buffer
+  // for this subscriber, ahead of any health-check confirmation.
+  constexpr std::size_t kMessages = 60000;
+  std::string payload = "{\"n\":" + std::string(100, '1') + "}";
+  tier::Pipeline p;
+  for (std::size_t i = 0; i < kMessages; ++i) {
+    p.add(tier::raw({"PUBLISH", "flood:x", payload}), [](auto) {});
+    if (p.size() == 2000) {
+      p.run(server.client());
+    }
+  }
+  p.run(server.client());
+  REQUIRE(loop.run_until([&] { return got == kMessages; }, 20s));
+  CHECK(sub.counters().disconnects == 0);
+  CHECK(sub.state() == tier::LinkState::ready);
+}
