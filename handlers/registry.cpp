@@ -3,6 +3,7 @@
 
 #include "handlers/handler.hpp"
 #include "handlers/invalidate/invalidate.hpp"
+#include "handlers/write_behind/write_behind.hpp"
 
 namespace tierd {
 
@@ -11,6 +12,7 @@ namespace {
 const std::vector<std::pair<std::string, Factory>>& registry() {
   static const std::vector<std::pair<std::string, Factory>> list{
       {"invalidate", invalidate_factory()},
+      {"write_behind", write_behind_factory()},
   };
   return list;
 }

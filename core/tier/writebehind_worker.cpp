@@ -1302,6 +1302,10 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     for (auto& t : tables) {
       t->stats.running = false;
     }
+    // Stopped for good: release the readers and timers now, so that the loop can end
+    // even while the owner keeps this object until after the loop returns.
+    auto keep = shared_from_this();
+    shutdown();
     if (stop_cb) {
       auto cb = std::move(stop_cb);
       stop_cb = nullptr;

@@ -1,0 +1,186 @@
+#include "handlers/write_behind/write_behind.hpp"
+
+#include <spdlog/logger.h>
+
+#include <set>
+
+#include "config/yaml.hpp"
+#include "tier/async_client.hpp"
+#include "tier/keys.hpp"
+#include "tier/metrics.hpp"
+#include "tier/pg.hpp"
+#include "tier/writebehind.hpp"
+#include "tier/writebehind_worker.hpp"
+
+namespace tierd {
+
+namespace {
+
+struct Settings {
+  std::vector<tier::WriteBehindTable> tables;
+  std::chrono::milliseconds block{1000};
+  std::chrono::milliseconds batch_timeout{30000};
+  std::chrono::milliseconds stop_timeout{10000};
+  std::string alert_channel = "notifications:alerts";
+};
+
+std::chrono::milliseconds ms(std::int64_t v) {
+  return std::chrono::milliseconds(v);
+}
+
+Settings parse_settings(const YAML::Node& section, const std::string& path) {
+  std::vector<std::string> keys = common_handler_keys();
+  for (const char* k :
+       {"tables", "block_ms", "batch_timeout_ms", "stop_timeout_ms", "alert_channel"}) {
+    keys.emplace_back(k);
+  }
+  yaml::Map m(section, path, keys);
+  Settings s;
+  s.block = ms(m.integer("block_ms", 1000, 1, 60000));
+  s.batch_timeout = ms(m.integer("batch_timeout_ms", 30000, 100, 3600000));
+  s.stop_timeout = ms(m.integer("stop_timeout_ms", 10000, 1, 3600000));
+  s.alert_channel = m.string("alert_channel", s.alert_channel);
+  if (!s.alert_channel.empty()) {
+    if (auto e = tier::check_id(s.alert_channel, "alert_channel")) {
+      yaml::fail(m.get("alert_channel"), m.path_of("alert_channel"), e->message);
+    }
+  }
+  const YAML::Node tables = m.get("tables");
+  const std::string tp = m.path_of("tables");
+  if (!tables || !tables.IsSequence() || tables.size() == 0) {
+    yaml::fail(tables ? tables : section, tp, "expected a non-empty list of tables");
+  }
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < tables.size(); ++i) {
+    const std::string p = tp + "[" + std::to_string(i) + "]";
+    yaml::Map t(
+        tables[i], p,
+        {"name", "pg_table", "key_columns", "columns", "version_column", "max_rows", "max_delay_ms",
+         "retry_min_ms", "retry_max_ms", "max_deliveries", "claim_idle_ms"});
+    tier::WriteBehindTable c;
+    c.name = t.required_string("name");
+    if (auto e = tier::check_table_name(c.name)) {
+      yaml::fail(t.get("name"), t.path_of("name"), e->message);
+    }
+    if (!names.insert(c.name).second) {
+      yaml::fail(t.get("name"), t.path_of("name"), "table '" + c.name + "' is configured twice");
+    }
+    c.pg_table = t.string("pg_table", "");
+    if (!c.pg_table.empty()) {
+      if (auto e = tier::check_table_name(c.pg_table)) {
+        yaml::fail(t.get("pg_table"), t.path_of("pg_table"), e->message);
+      }
+    }
+    c.key_columns = t.strings("key_columns", {});
+    if (c.key_columns.empty()) {
+      yaml::fail(t.has("key_columns") ? t.get("key_columns") : tables[i], t.path_of("key_columns"),
+                 "needs at least one key column");
+    }
+    c.columns = t.strings("columns", {});
+    c.version_column = t.string("version_column", "");
+    auto check_col = [&](const std::string& col, const std::string& key) {
+      if (col.empty() || col.size() > 63 || !tier::valid_utf8(col) ||
+          col.find('\0') != std::string::npos) {
+        yaml::fail(t.get(key), t.path_of(key), "column name '" + col + "' is not valid");
+      }
+    };
+    for (const auto& col : c.key_columns) {
+      check_col(col, "key_columns");
+    }
+    for (const auto& col : c.columns) {
+      check_col(col, "columns");
+    }
+    if (!c.version_column.empty()) {
+      check_col(c.version_column, "version_column");
+    }
+    c.max_rows = static_cast<std::size_t>(t.integer("max_rows", 1000, 1, 100000));
+    c.max_delay = ms(t.integer("max_delay_ms", 200, 0, 3600000));
+    c.retry_min = ms(t.integer("retry_min_ms", 100, 1, 3600000));
+    c.retry_max = ms(t.integer("retry_max_ms", 10000, 1, 3600000));
+    if (c.retry_max < c.retry_min) {
+      yaml::fail(t.get("retry_max_ms"), t.path_of("retry_max_ms"),
+                 "must not be below retry_min_ms");
+    }
+    c.max_deliveries = static_cast<int>(t.integer("max_deliveries", 10, 0, 1000000));
+    c.claim_idle = ms(t.integer("claim_idle_ms", 30000, 1, 86400000));
+    s.tables.push_back(std::move(c));
+  }
+  return s;
+}
+
+class WriteBehindHandler final : public Handler {
+ public:
+  WriteBehindHandler(Context& ctx, const Settings& s) : ctx_(ctx), settings_(s) {
+    if (ctx.postgres() == nullptr) {
+      throw ConfigError(ctx.handler_name(), 0,
+                        "write_behind needs PostgreSQL: set postgres.conninfo");
+    }
+    tier::WriteBehindWorkerOptions o;
+    o.tables = s.tables;
+    o.prefix = ctx.key_prefix();
+    o.consumer = ctx.instance_id();
+    o.alert_channel = s.alert_channel.empty() ? "" : ctx.key_prefix() + s.alert_channel;
+    o.redis = ctx.redis().options();
+    o.redis.client_name = "tierd:writebehind";
+    o.block = s.block;
+    o.batch_timeout = s.batch_timeout;
+    worker_ = std::make_unique<tier::WriteBehindWorker>(ctx.redis().loop(), ctx.redis(),
+                                                        *ctx.postgres(), o, &ctx.metrics());
+  }
+
+  void start() override {
+    for (const auto& t : settings_.tables) {
+      ctx_.metrics()
+          .gauge("tierd_writebehind_table_up", "1 when the table passed its start-up checks")
+          .with({{"table", t.name}})
+          .set(0);
+    }
+    worker_->start([this](tier::Status s) {
+      if (!s.ok()) {
+        // The live table does not match the config (a typo in a column): this table stays
+        // stopped and says why; its entries wait in Redis.
+        ctx_.log().error("{}: {}", ctx_.handler_name(), s.error().message);
+        return;
+      }
+      for (const auto& t : settings_.tables) {
+        ctx_.metrics().gauge("tierd_writebehind_table_up", "").with({{"table", t.name}}).set(1);
+      }
+    });
+  }
+
+  void handle(std::shared_ptr<const Event> event, Done done) override {
+    const auto& body = event->body;
+    if (body.contains("table")) {
+      if (!body["table"].is_string()) {
+        done(HandlerResult::fail("\"table\" must be a string"));
+        return;
+      }
+      worker_->flush(body["table"].get<std::string>());
+    } else {
+      worker_->flush();
+    }
+    done(HandlerResult::ok());
+  }
+
+  void stop(std::function<void()> drained) override {
+    worker_->stop(settings_.stop_timeout, std::move(drained));
+  }
+
+ private:
+  Context& ctx_;
+  Settings settings_;
+  std::unique_ptr<tier::WriteBehindWorker> worker_;
+};
+
+}  // namespace
+
+Factory write_behind_factory() {
+  return [](const YAML::Node& section, const std::string& path) -> Builder {
+    Settings settings = parse_settings(section, path);
+    return [settings](Context& ctx) -> std::unique_ptr<Handler> {
+      return std::make_unique<WriteBehindHandler>(ctx, settings);
+    };
+  };
+}
+
+}  // namespace tierd

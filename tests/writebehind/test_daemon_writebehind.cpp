@@ -1,0 +1,203 @@
+// The write_behind handler in the real tierd binary: SIGKILL mid-flush, again and again,
+// then a last instance finishes; SIGTERM during a flush. The PostgreSQL table must hold the
+// newest version of every row, each version applied once, and nothing may stay pending.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <fstream>
+
+#include "worker_rig.hpp"
+
+using namespace std::chrono_literals;
+using tier::Json;
+
+namespace {
+
+class Tierd {
+ public:
+  Tierd(const std::string& redis_url, const tiertest::PgServer& pg, const std::string& prefix,
+        const std::string& table)
+      : dir_("tierd-wb"), path_(dir_.path() + "/tierd.yaml") {
+    std::ofstream(path_) << "redis:\n  url: " << redis_url << "\npostgres:\n  conninfo: \""
+                         << pg.conninfo() << "\"\nhttp:\n  listen: 127.0.0.1:0\nnamespace: \""
+                         << prefix
+                         << "\"\nshutdown_timeout_ms: 5000\nhandlers:\n"
+                            "  - type: write_behind\n"
+                            "    on: [\"system:write_behind_flush\"]\n"
+                            "    block_ms: 200\n"
+                            "    tables:\n"
+                            "      - name: "
+                         << table
+                         << "\n        key_columns: [id]\n"
+                            "        columns: [name, n, doc]\n"
+                            "        version_column: version\n"
+                            "        max_rows: 200\n"
+                            "        max_delay_ms: 20\n"
+                            "        claim_idle_ms: 300\n";
+    proc_.spawn({TIERD_PATH, "--config", path_}, dir_.path() + "/tierd.log");
+  }
+  tiertest::Process& proc() { return proc_; }
+  std::string consumer() const {
+    char host[256] = {0};
+    ::gethostname(host, sizeof(host) - 1);
+    return std::string(host) + ":" + std::to_string(proc_.pid());
+  }
+  std::string log() const {
+    std::ifstream in(dir_.path() + "/tierd.log");
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  }
+
+ private:
+  tiertest::TempDir dir_;
+  std::string path_;
+  mutable tiertest::Process proc_;
+};
+
+// 600 keys, 5 versions each, enqueued in a shuffled order: the newest must win.
+std::map<std::string, int> enqueue_versions(tier::Client& c, const tier::WriteBehind& wb,
+                                            const std::string& table) {
+  std::vector<std::pair<int, int>> items;
+  for (int k = 0; k < 600; ++k) {
+    for (int v = 1; v <= 5; ++v) {
+      items.emplace_back(k, v);
+    }
+  }
+  std::uint32_t x = 12345;
+  for (std::size_t i = items.size() - 1; i > 0; --i) {
+    x = x * 1664525u + 1013904223u;
+    std::swap(items[i], items[x % (i + 1)]);
+  }
+  tier::Pipeline p;
+  std::map<std::string, int> newest;
+  for (auto [k, v] : items) {
+    std::string id = "k" + std::to_string(k);
+    p.add(wb.enqueue(table, {{"id", id}, {"name", "v" + std::to_string(v)}, {"n", v}}, v),
+          [](tier::Result<std::string> r) { REQUIRE(r.ok()); });
+    newest[id] = 5;
+  }
+  p.run(c);
+  return newest;
+}
+
+void create_logged_table(const tiertest::PgServer& pg, const std::string& table) {
+  wbtest::create_items(pg, table);
+  pg.query("DROP TABLE IF EXISTS " + table + "_log; CREATE TABLE " + table +
+           "_log(id text, version bigint)");
+  pg.query("CREATE OR REPLACE FUNCTION " + table + "_log_f() RETURNS trigger AS $$ BEGIN " +
+           "INSERT INTO " + table + "_log VALUES (NEW.id, NEW.version); RETURN NEW; END $$ " +
+           "LANGUAGE plpgsql; CREATE TRIGGER " + table + "_t AFTER INSERT OR UPDATE ON " + table +
+           " FOR EACH ROW EXECUTE FUNCTION " + table + "_log_f()");
+}
+
+void check_final(const tiertest::PgServer& pg, const std::string& table,
+                 const std::map<std::string, int>& newest) {
+  auto rows = wbtest::rows(pg, table);
+  REQUIRE(rows.size() == newest.size());
+  std::size_t wrong = 0;
+  for (const auto& r : rows) {
+    std::string id = r.substr(0, r.find('|'));
+    int v = newest.at(id);
+    std::string want =
+        id + "|v" + std::to_string(v) + "|" + std::to_string(v) + "|" + std::to_string(v);
+    if (r != want) {
+      ++wrong;
+      UNSCOPED_INFO(r << " != " << want);
+    }
+  }
+  CHECK(wrong == 0);
+  // No version of a row was applied twice (the trigger logs each insert and update).
+  CHECK(pg.query("SELECT count(*) FROM (SELECT id, version FROM " + table +
+                 "_log GROUP BY 1, 2 HAVING count(*) > 1) d")
+            .at(0) == "0");
+}
+
+}  // namespace
+
+TEST_CASE("tierd write_behind: SIGKILL mid-flush several times, then all lands once",
+          "[daemon][kill]") {
+  auto& redis = tiertest::redis();
+  auto& pg = tiertest::postgres();
+  tiertest::TestKeys keys(redis.client(), "wb-kill");
+  const std::string table = "wb_kill";
+  create_logged_table(pg, table);
+  tier::WriteBehind wb({.prefix = keys.prefix()});
+  auto stream = wb.stream(table);
+  auto newest = enqueue_versions(redis.client(), wb, table);
+  const long long total = wbtest::xlen(redis.client(), stream);
+  REQUIRE(total == 3000);
+
+  long long last_left = total;
+  for (int round = 0; round < 4; ++round) {
+    Tierd t(redis.url(), pg, keys.prefix(), table);
+    // Kill it while it works: once some of the backlog has gone since the last round.
+    bool progressed = tiertest::eventually(
+        [&] { return wbtest::xlen(redis.client(), stream) < last_left - 150; }, 15s);
+    INFO(t.log());
+    REQUIRE(progressed);
+    t.proc().signal(SIGKILL);
+    t.proc().stop(SIGKILL, 5000);
+    last_left = wbtest::xlen(redis.client(), stream);
+    if (last_left < 400) {
+      break;
+    }
+  }
+  CHECK(wbtest::pending(redis.client(), stream) > 0);  // the killed ones left work behind
+
+  Tierd last(redis.url(), pg, keys.prefix(), table);
+  bool drained = tiertest::eventually(
+      [&] {
+        return wbtest::xlen(redis.client(), stream) == 0 &&
+               wbtest::pending(redis.client(), stream) == 0;
+      },
+      30s);
+  INFO(last.log());
+  REQUIRE(drained);
+  check_final(pg, table, newest);
+  CHECK(wbtest::xlen(redis.client(), wb.dead_stream(table)) == 0);
+  const int status = last.proc().stop(SIGTERM, 10000);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("tierd write_behind: SIGTERM during a flush writes and acknowledges what it holds",
+          "[daemon][term]") {
+  auto& redis = tiertest::redis();
+  auto& pg = tiertest::postgres();
+  tiertest::TestKeys keys(redis.client(), "wb-term");
+  const std::string table = "wb_term";
+  create_logged_table(pg, table);
+  tier::WriteBehind wb({.prefix = keys.prefix()});
+  auto stream = wb.stream(table);
+  auto newest = enqueue_versions(redis.client(), wb, table);
+
+  Tierd t(redis.url(), pg, keys.prefix(), table);
+  REQUIRE(tiertest::eventually([&] { return wbtest::xlen(redis.client(), stream) < 2800; }, 15s));
+  const std::string consumer = t.consumer();
+  const auto t0 = std::chrono::steady_clock::now();
+  const int status = t.proc().stop(SIGTERM, 10000);
+  CHECK(std::chrono::steady_clock::now() - t0 < 6s);
+  INFO(t.log());
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  // Nothing stays pending in the name of the stopped instance.
+  auto summary = redis.client().run(tier::raw({"XPENDING", stream, "tierd"}));
+  long long mine = 0;
+  if (summary.elements.size() == 4 && summary.elements[3].is_array()) {
+    for (auto& c : summary.elements[3].elements) {
+      if (c.elements.at(0).str == consumer) {
+        mine = std::stoll(c.elements.at(1).str);
+      }
+    }
+  }
+  CHECK(mine == 0);
+  // A new instance finishes the rest.
+  Tierd next(redis.url(), pg, keys.prefix(), table);
+  REQUIRE(tiertest::eventually(
+      [&] {
+        return wbtest::xlen(redis.client(), stream) == 0 &&
+               wbtest::pending(redis.client(), stream) == 0;
+      },
+      30s));
+  check_final(pg, table, newest);
+}
