@@ -31,6 +31,20 @@ std::optional<Tier> parse_tier(std::string_view s) noexcept {
   return std::nullopt;
 }
 
+namespace {
+
+// The argv of a hot-path command, moved into place: a braced list would copy every
+// string (initializer_list elements are const), the value included.
+template <class... A>
+std::vector<std::string> args_of(A&&... a) {
+  std::vector<std::string> v;
+  v.reserve(sizeof...(a));
+  (v.emplace_back(std::forward<A>(a)), ...);
+  return v;
+}
+
+}  // namespace
+
 Result<Json> decode_json(const std::string& text, std::string_view key) {
   Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
@@ -150,7 +164,7 @@ Op<Unit> Cache::set(const TierKey& k, const Json& value,
   }
   auto t = effective_ttl(k.tier, ttl);
   return single<Unit>(
-      Command::of({"SET", k.key, std::move(text).value(), "EX", std::to_string(t.count())}),
+      Command::of(args_of("SET", k.key, std::move(text).value(), "EX", std::to_string(t.count()))),
       [key = k.key](Reply&& r) -> Result<Unit> {
         // The error context is built only on the error path: this runs for every SET.
         if (r.type == Reply::Type::status) {
@@ -165,7 +179,7 @@ Op<std::optional<Json>> Cache::get(const TierKey& k) const {
   if (k.invalid) {
     return Op<T>::fail(*k.invalid);
   }
-  return single<T>(Command::of({"GET", k.key}),
+  return single<T>(Command::of(args_of("GET", k.key)),
                    [key = k.key, tier = k.tier, c = counters_](Reply&& r) -> Result<T> {
                      auto i = static_cast<int>(tier);
                      if (r.is_nil()) {
