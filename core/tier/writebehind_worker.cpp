@@ -121,22 +121,6 @@ Result<std::vector<Entry>> parse_read(Reply&& r, bool redelivered) {
   return out;
 }
 
-std::optional<std::string> json_to_text(const Json& v, bool json_column) {
-  if (v.is_null()) {
-    return std::nullopt;
-  }
-  if (json_column) {
-    return v.dump();
-  }
-  if (v.is_string()) {
-    return v.get<std::string>();
-  }
-  if (v.is_boolean()) {
-    return std::string(v.get<bool>() ? "true" : "false");
-  }
-  return v.dump();
-}
-
 std::optional<long long> parse_int(const std::string& s) {
   if (s.empty() || s.size() > 20) {
     return std::nullopt;
@@ -154,6 +138,289 @@ std::optional<long long> parse_int(const std::string& s) {
     return std::stoll(s);
   } catch (...) {
     return std::nullopt;
+  }
+}
+
+// A row's top-level members as raw JSON text, without building a DOM: the row is scanned
+// once, nested objects and arrays are kept as they are (checked by a non-allocating parse),
+// and only string values are decoded. Several times cheaper than parse + dump per row.
+struct RawValue {
+  enum class Kind { string, number, boolean, null, object, array } kind = Kind::null;
+  std::string_view raw;  // for strings: with the quotes
+};
+
+void skip_ws(std::string_view s, std::size_t& i) {
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) {
+    ++i;
+  }
+}
+
+// Position after the closing quote of the string starting at s[i] == '"', or npos.
+std::size_t string_end(std::string_view s, std::size_t i) {
+  for (++i; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c == '\\') {
+      ++i;
+    } else if (c == '"') {
+      return i + 1;
+    } else if (c < 0x20) {
+      return std::string_view::npos;
+    }
+  }
+  return std::string_view::npos;
+}
+
+void put_utf8(std::string& out, unsigned cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+bool hex4(std::string_view s, std::size_t i, unsigned& v) {
+  if (i + 4 > s.size()) {
+    return false;
+  }
+  v = 0;
+  for (std::size_t k = i; k < i + 4; ++k) {
+    char c = s[k];
+    v <<= 4;
+    if (c >= '0' && c <= '9') {
+      v |= static_cast<unsigned>(c - '0');
+    } else if (c >= 'a' && c <= 'f') {
+      v |= static_cast<unsigned>(c - 'a' + 10);
+    } else if (c >= 'A' && c <= 'F') {
+      v |= static_cast<unsigned>(c - 'A' + 10);
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Decodes a JSON string literal (with its quotes); false when an escape is invalid.
+bool decode_string(std::string_view lit, std::string& out) {
+  std::string_view s = lit.substr(1, lit.size() - 2);
+  out.clear();
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c != '\\') {
+      out += c;
+      continue;
+    }
+    if (++i >= s.size()) {
+      return false;
+    }
+    switch (s[i]) {
+      case '"':
+        out += '"';
+        break;
+      case '\\':
+        out += '\\';
+        break;
+      case '/':
+        out += '/';
+        break;
+      case 'b':
+        out += '\b';
+        break;
+      case 'f':
+        out += '\f';
+        break;
+      case 'n':
+        out += '\n';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      case 'u': {
+        unsigned cp = 0;
+        if (!hex4(s, i + 1, cp)) {
+          return false;
+        }
+        i += 4;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+          unsigned lo = 0;
+          if (i + 2 >= s.size() || s[i + 1] != '\\' || s[i + 2] != 'u' || !hex4(s, i + 3, lo) ||
+              lo < 0xDC00 || lo > 0xDFFF) {
+            return false;
+          }
+          i += 6;
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+          return false;
+        }
+        put_utf8(out, cp);
+        break;
+      }
+      default:
+        return false;
+    }
+  }
+  return true;
+}
+
+// Position after the object or array starting at s[i], or npos when unbalanced.
+std::size_t nested_end(std::string_view s, std::size_t i) {
+  int depth = 0;
+  for (; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '"') {
+      i = string_end(s, i);
+      if (i == std::string_view::npos) {
+        return i;
+      }
+      --i;
+    } else if (c == '{' || c == '[') {
+      if (++depth > 64) {
+        return std::string_view::npos;
+      }
+    } else if (c == '}' || c == ']') {
+      if (--depth == 0) {
+        return i + 1;
+      }
+    }
+  }
+  return std::string_view::npos;
+}
+
+// Scans `row`; on success fills `out` (key -> raw value, in document order) and returns
+// nullopt, else the error for the dead letter.
+std::optional<std::string> scan_row(std::string_view row,
+                                    std::vector<std::pair<std::string, RawValue>>& out) {
+  auto not_json = [&] { return "row is not JSON: '" + excerpt(row, 60) + "'"; };
+  if (!valid_utf8(row)) {
+    return not_json();
+  }
+  std::size_t i = 0;
+  skip_ws(row, i);
+  if (i >= row.size() || row[i] != '{') {
+    if (!Json::accept(row)) {
+      return not_json();
+    }
+    const char* type = "number";
+    char c = row[i];
+    if (c == '[') {
+      type = "array";
+    } else if (c == '"') {
+      type = "string";
+    } else if (c == 't' || c == 'f') {
+      type = "boolean";
+    } else if (c == 'n') {
+      type = "null";
+    }
+    return std::string("row is a JSON ") + type + ", not an object";
+  }
+  ++i;
+  skip_ws(row, i);
+  if (i < row.size() && row[i] == '}') {
+    ++i;
+  } else {
+    while (true) {
+      skip_ws(row, i);
+      if (i >= row.size() || row[i] != '"') {
+        return not_json();
+      }
+      std::size_t kend = string_end(row, i);
+      std::string key;
+      if (kend == std::string_view::npos || !decode_string(row.substr(i, kend - i), key)) {
+        return not_json();
+      }
+      i = kend;
+      skip_ws(row, i);
+      if (i >= row.size() || row[i] != ':') {
+        return not_json();
+      }
+      ++i;
+      skip_ws(row, i);
+      if (i >= row.size()) {
+        return not_json();
+      }
+      RawValue v;
+      std::size_t start = i;
+      char c = row[i];
+      if (c == '"') {
+        i = string_end(row, i);
+        v.kind = RawValue::Kind::string;
+      } else if (c == '{' || c == '[') {
+        i = nested_end(row, i);
+        v.kind = c == '{' ? RawValue::Kind::object : RawValue::Kind::array;
+      } else if (row.compare(i, 4, "true") == 0 || row.compare(i, 4, "null") == 0) {
+        v.kind = c == 't' ? RawValue::Kind::boolean : RawValue::Kind::null;
+        i += 4;
+      } else if (row.compare(i, 5, "false") == 0) {
+        v.kind = RawValue::Kind::boolean;
+        i += 5;
+      } else if (c == '-' || (c >= '0' && c <= '9')) {
+        while (i < row.size() &&
+               std::string_view("+-0123456789.eE").find(row[i]) != std::string_view::npos) {
+          ++i;
+        }
+        v.kind = RawValue::Kind::number;
+      } else {
+        return not_json();
+      }
+      if (i == std::string_view::npos) {
+        return not_json();
+      }
+      v.raw = row.substr(start, i - start);
+      // Nested values and numbers are checked by nlohmann's parser without building a DOM.
+      if ((v.kind == RawValue::Kind::object || v.kind == RawValue::Kind::array ||
+           v.kind == RawValue::Kind::number) &&
+          !Json::accept(v.raw)) {
+        return not_json();
+      }
+      out.emplace_back(std::move(key), v);
+      skip_ws(row, i);
+      if (i < row.size() && row[i] == ',') {
+        ++i;
+        continue;
+      }
+      if (i < row.size() && row[i] == '}') {
+        ++i;
+        break;
+      }
+      return not_json();
+    }
+  }
+  skip_ws(row, i);
+  if (i != row.size()) {
+    return not_json();
+  }
+  return std::nullopt;
+}
+
+// The text sent to PostgreSQL for a raw value; nullopt for null. False on a bad string.
+bool raw_to_text(const RawValue& v, bool json_column, std::optional<std::string>& out) {
+  switch (v.kind) {
+    case RawValue::Kind::null:
+      out.reset();
+      return true;
+    case RawValue::Kind::string:
+      if (json_column) {
+        out.emplace(v.raw);
+        return true;
+      }
+      out.emplace();
+      return decode_string(v.raw, *out);
+    default:
+      out.emplace(v.raw);
+      return true;
   }
 }
 
@@ -814,12 +1081,9 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     if (row == nullptr) {
       return "missing field 'row'";
     }
-    Json j = Json::parse(*row, nullptr, false);
-    if (j.is_discarded()) {
-      return "row is not JSON: '" + excerpt(*row, 60) + "'";
-    }
-    if (!j.is_object()) {
-      return std::string("row is a JSON ") + j.type_name() + ", not an object";
+    std::vector<std::pair<std::string, RawValue>> fields;
+    if (auto bad = scan_row(*row, fields)) {
+      return bad;
     }
     if (version != nullptr) {
       c.version = parse_int(*version);
@@ -827,47 +1091,49 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
         return "version '" + excerpt(*version, 40) + "' is not an integer";
       }
     }
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      if (t->colidx.count(it.key()) == 0) {
-        return "column '" + excerpt(it.key(), 63) + "' is not whitelisted for table " + t->cfg.name;
+    c.values.resize(t->colnames.size());
+    std::vector<const RawValue*> by_col(t->colnames.size(), nullptr);
+    for (const auto& [key, v] : fields) {
+      auto ci = t->colidx.find(key);
+      if (ci == t->colidx.end()) {
+        return "column '" + excerpt(key, 63) + "' is not whitelisted for table " + t->cfg.name;
       }
+      by_col[static_cast<std::size_t>(ci->second)] = &v;
     }
     const auto& vc = t->cfg.version_column;
     if (!vc.empty()) {
-      if (!c.version && j.contains(vc) && j[vc].is_number_integer()) {
-        c.version = j[vc].get<long long>();
+      const RawValue* rv = by_col[static_cast<std::size_t>(t->version_idx)];
+      if (!c.version && rv != nullptr && rv->kind == RawValue::Kind::number) {
+        c.version = parse_int(std::string(rv->raw));
       }
       if (!c.version) {
         return "no version: table " + t->cfg.name + " needs field 'version' or column '" + vc + "'";
       }
     }
-    for (const auto& k : t->cfg.key_columns) {
-      auto it = j.find(k);
-      if (it == j.end()) {
-        return "row lacks key column '" + k + "'";
+    for (int k : t->key_idx) {
+      const RawValue* rv = by_col[static_cast<std::size_t>(k)];
+      const std::string& name = t->colnames[static_cast<std::size_t>(k)];
+      if (rv == nullptr) {
+        return "row lacks key column '" + name + "'";
       }
-      if (it->is_null()) {
-        return "key column '" + k + "' is null";
+      if (rv->kind == RawValue::Kind::null) {
+        return "key column '" + name + "' is null";
       }
     }
-    c.values.resize(t->colnames.size());
-    auto set = [&](int i, std::optional<std::string> v) {
-      c.values[static_cast<std::size_t>(i)] = std::move(v);
+    for (std::size_t i = 0; i < by_col.size(); ++i) {
+      bool key =
+          std::find(t->key_idx.begin(), t->key_idx.end(), static_cast<int>(i)) != t->key_idx.end();
+      if (by_col[i] == nullptr || (c.op == WriteOp::del && !key)) {
+        continue;
+      }
+      if (!raw_to_text(*by_col[i], t->is_json[i], c.values[i])) {
+        return "row is not JSON: bad string in column '" + t->colnames[i] + "'";
+      }
       c.mask |= 1ULL << i;
-    };
-    if (c.op == WriteOp::del) {
-      for (int k : t->key_idx) {
-        set(k, json_to_text(j[t->colnames[static_cast<std::size_t>(k)]],
-                            t->is_json[static_cast<std::size_t>(k)]));
-      }
-    } else {
-      for (auto it = j.begin(); it != j.end(); ++it) {
-        int i = t->colidx.find(it.key())->second;
-        set(i, json_to_text(it.value(), t->is_json[static_cast<std::size_t>(i)]));
-      }
     }
     if (t->version_idx >= 0) {
-      set(t->version_idx, std::to_string(*c.version));
+      c.values[static_cast<std::size_t>(t->version_idx)] = std::to_string(*c.version);
+      c.mask |= 1ULL << t->version_idx;
     }
     for (int k : t->key_idx) {
       c.key += c.values[static_cast<std::size_t>(k)].value_or("");

@@ -178,11 +178,21 @@ TEST_CASE("Worker: malformed entries are dead letters with a clear error; the st
   env.raw({"op", "upsert", "row", R"({"id":"x","name":"n"})", "version", "1.5"});
   env.raw({"op", "upsert", "row", R"({"id":"x","name":"n"})"});
   env.raw({"op", "upsert", "row", R"({"id":null,"name":"n"})", "version", "1"});
+  env.raw({"op", "upsert", "row", R"({"id":"x","name":"n",})", "version", "1"});
+  env.raw({"op", "upsert", "row", R"({"id":"x","name":"n"} tail)", "version", "1"});
+  env.raw({"op", "upsert", "row", R"({"id":"x","name":"\q"})", "version", "1"});
+  env.raw({"op", "upsert", "row", R"({"id":"x","name":"n","doc":[1,,2]})", "version", "1"});
+  env.raw({"op", "upsert", "row", R"({"id":"x","name":"n","n":01})", "version", "1"});
+  env.raw({"op", "upsert", "row", "{\"id\":\"x\",\"name\":\"\xff\"}", "version", "1"});
   env.raw({"op", "upsert", "row", R"({"id":"good","name":"n"})", "version", "1"});
   REQUIRE(rig.run_until([&] { return env.drained(); }));
   CHECK(wbtest::rows(env.pg, env.table) == std::vector<std::string>{"good|n|NULL|1"});
   auto dead = wbtest::entries(env.client(), env.dead());
-  REQUIRE(dead.size() == 10);
+  REQUIRE(dead.size() == 16);
+  for (std::size_t i = 10; i < 16; ++i) {
+    INFO(i);
+    CHECK_THAT(dead[i]["error"], Catch::Contains("row is not JSON"));
+  }
   std::vector<std::string> expected{"missing field 'row'",
                                     "row is not JSON",
                                     "row is a JSON array, not an object",
@@ -198,7 +208,7 @@ TEST_CASE("Worker: malformed entries are dead letters with a clear error; the st
     CHECK_THAT(dead[i]["error"], Catch::Contains(expected[i]));
     CHECK_THAT(dead[i]["error"], Catch::StartsWith("malformed entry"));
   }
-  CHECK(rig.stats(env.table).dead_letters == 10);
+  CHECK(rig.stats(env.table).dead_letters == 16);
 }
 
 TEST_CASE("Worker: configuration errors are start-up errors naming the column", "[worker]") {
@@ -345,4 +355,22 @@ TEST_CASE("Worker: stop writes the buffered batch, acknowledges it, then returns
   CHECK(std::chrono::steady_clock::now() - start < 3s);
   CHECK(env.drained());
   CHECK(env.pg.query("SELECT count(*) FROM " + env.table).at(0) == "20");
+}
+
+TEST_CASE("Worker: JSON strings are decoded, nested values kept as JSON", "[worker]") {
+  Env env("wb_strings");
+  Rig rig(env.redis.url(), env.pg.conninfo(), {wbtest::items_table(env.table)}, env.keys.prefix());
+  REQUIRE(rig.start().ok());
+  // Escapes, \u escapes with a surrogate pair, COPY's special bytes, spaces in JSON.
+  env.raw({"op", "upsert", "row",
+           R"( { "id" : "s\u00e9" , "name" : "tab\there \"q\" back\\slash\nnl \ud83d\ude00 \/",)"
+           R"( "n" : -7 , "doc" : { "a" : [ 1 , "x\ty" , null , true ] } } )",
+           "version", "2"});
+  REQUIRE(rig.run_until([&] { return env.drained(); }));
+  auto r = env.pg.query("SELECT id, name, n, doc::text FROM " + env.table);
+  REQUIRE(r.size() == 1);
+  CHECK(r[0] ==
+        "s\xc3\xa9\ttab\there \"q\" back\\slash\nnl \xf0\x9f\x98\x80 /\t-7\t"
+        "{\"a\": [1, \"x\\ty\", null, true]}");
+  CHECK(rig.stats(env.table).dead_letters == 0);
 }
