@@ -286,17 +286,7 @@ class AsyncLink : public std::enable_shared_from_this<AsyncLink> {
     // The hello goes out as soon as the socket connects; PING last, so that its answer
     // means every earlier step succeeded.
     const auto& ep = opts_.endpoint;
-    std::vector<Command> hello;
-    if (!ep.password.empty()) {
-      hello.push_back(ep.user.empty() ? Command::of({"AUTH", ep.password})
-                                      : Command::of({"AUTH", ep.user, ep.password}));
-    }
-    if (ep.db != 0) {
-      hello.push_back(Command::of({"SELECT", std::to_string(ep.db)}));
-    }
-    if (!opts_.client_name.empty()) {
-      hello.push_back(Command::of({"CLIENT", "SETNAME", opts_.client_name}));
-    }
+    std::vector<Command> hello = hello_commands(ep, opts_.client_name);
     hello.push_back(Command::of({"PING"}));
     auto op = std::make_shared<OpState>();
     op->commands = std::move(hello);

@@ -74,17 +74,7 @@ class Connection {
       redisSetTimeout(ctx_, tv);
     }
     redisEnableKeepAlive(ctx_);
-    std::vector<Command> hello;
-    if (!ep.password.empty()) {
-      hello.push_back(ep.user.empty() ? Command::of({"AUTH", ep.password})
-                                      : Command::of({"AUTH", ep.user, ep.password}));
-    }
-    if (ep.db != 0) {
-      hello.push_back(Command::of({"SELECT", std::to_string(ep.db)}));
-    }
-    if (!opts_.client_name.empty()) {
-      hello.push_back(Command::of({"CLIENT", "SETNAME", opts_.client_name}));
-    }
+    std::vector<Command> hello = hello_commands(ep, opts_.client_name);
     if (!hello.empty()) {
       auto r = roundtrip(hello, opts_.connect_timeout);
       if (!r.ok()) {

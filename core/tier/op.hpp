@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "tier/endpoint.hpp"
 #include "tier/reply.hpp"
 #include "tier/result.hpp"
 #include "tier/script.hpp"
@@ -82,6 +83,10 @@ Result<Unit> decode_ok(Reply&& r, std::string_view what);
 Result<long long> decode_integer(Reply&& r, std::string_view what);
 Result<std::optional<std::string>> decode_optional_string(Reply&& r, std::string_view what);
 Result<std::string> decode_string(Reply&& r, std::string_view what);
+
+/// What a new connection sends before anything else: AUTH (when there is a password),
+/// SELECT (db other than 0), CLIENT SETNAME (when named).
+std::vector<Command> hello_commands(const RedisEndpoint& ep, const std::string& client_name);
 
 /// A raw command as an op returning the reply itself (for tierctl and tests).
 Op<Reply> raw(std::vector<std::string> args);

@@ -108,6 +108,21 @@ Result<std::string> decode_string(Reply&& r, std::string_view what) {
   return reply_error(r, what);
 }
 
+std::vector<Command> hello_commands(const RedisEndpoint& ep, const std::string& client_name) {
+  std::vector<Command> hello;
+  if (!ep.password.empty()) {
+    hello.push_back(ep.user.empty() ? Command::of({"AUTH", ep.password})
+                                    : Command::of({"AUTH", ep.user, ep.password}));
+  }
+  if (ep.db != 0) {
+    hello.push_back(Command::of({"SELECT", std::to_string(ep.db)}));
+  }
+  if (!client_name.empty()) {
+    hello.push_back(Command::of({"CLIENT", "SETNAME", client_name}));
+  }
+  return hello;
+}
+
 Op<Reply> raw(std::vector<std::string> args) {
   if (args.empty()) {
     return Op<Reply>::fail(Error{ErrorKind::invalid, "command: no arguments"});
