@@ -201,3 +201,58 @@ TEST_CASE("tierd write_behind: SIGTERM during a flush writes and acknowledges wh
       30s));
   check_final(pg, table, newest);
 }
+
+namespace {
+
+// Exit status and output of `tierd --check-config` on a config with this handler section.
+std::pair<int, std::string> check_config(const std::string& handler_yaml) {
+  tiertest::TempDir dir("wb-check");
+  const std::string path = dir.path() + "/tierd.yaml";
+  std::ofstream(path) << "handlers:\n" << handler_yaml;
+  tiertest::Process p;
+  p.spawn({TIERD_PATH, "--check-config", path}, dir.path() + "/out.log");
+  int status = p.stop(0, 10000);
+  std::ifstream in(dir.path() + "/out.log");
+  std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+const char* kTableYaml =
+    "  - type: write_behind\n"
+    "    on: [\"system:write_behind_flush\"]\n"
+    "    tables:\n"
+    "      - name: analysis_results\n"
+    "        key_columns: [project_id, code_hash]\n"
+    "        columns: [result, updated_at]\n"
+    "        version_column: version\n";
+
+}  // namespace
+
+TEST_CASE("tierd --check-config: write_behind sections are validated with their YAML path",
+          "[daemon][config]") {
+  auto ok = check_config(kTableYaml);
+  INFO(ok.second);
+  CHECK(ok.first == 0);
+  struct Case {
+    std::string extra;
+    std::string words;
+  };
+  std::vector<Case> cases{
+      {"        colums: [x]\n", "handlers[0].tables[0]"},
+      {"        max_rows: 0\n", "handlers[0].tables[0].max_rows"},
+      {"        retry_min_ms: 500\n        retry_max_ms: 100\n", "retry_max_ms"},
+      {"        claim_idle_ms: -1\n", "claim_idle_ms"},
+      {"      - name: analysis_results\n        key_columns: [id]\n", "configured twice"},
+      {"      - name: \"bad;name\"\n        key_columns: [id]\n", "only letters"},
+      {"      - name: other\n", "key_columns"},
+  };
+  for (const auto& c : cases) {
+    auto r = check_config(std::string(kTableYaml) + c.extra);
+    INFO(c.extra << "\n" << r.second);
+    CHECK(r.first == 78);
+    CHECK_THAT(r.second, Catch::Contains(c.words));
+  }
+  auto none = check_config("  - type: write_behind\n    on: [\"system:write_behind_flush\"]\n");
+  CHECK(none.first == 78);
+  CHECK_THAT(none.second, Catch::Contains("handlers[0].tables"));
+}
