@@ -11,10 +11,10 @@
 #   drain  the subscriber is stopped (SIGSTOP) while all N are published into an unlimited
 #          output buffer, then resumed: its pure read-and-dispatch capacity.
 # msgs/s = messages received / (time of the last one - start), start = publisher start (live)
-# or resume (drain). tierd's count and last time come from /metrics
-# (tierd_messages_received_total{channel_pattern="events:*"}, polled every 10 ms), which it
-# increments as it parses and routes each message; with the example config no handler takes
-# events:*, so this is tierd's receive + parse + route cost, like the Python peer's.
+# or resume (drain). tierd runs with a `count` handler on events:* (a counting no-op route,
+# like the Python peer's handlers) and its count and last time come from /metrics
+# (tierd_events_counted_total{handler="count",channel_pattern="events:*"}, polled every
+# 10 ms): tierd's receive + validate + route + handler cost per message.
 #
 # "disconnected": yes(B) when Redis closed the client for its output-buffer limit B times
 # (redis log), or the subscriber saw its link drop; for tierd yes(B+Rr) also counts its own
@@ -137,7 +137,7 @@ run_client() {  # mode name cmd...
 cat >"$dir/poll.py" <<'EOF'
 import http.client, re, sys, time
 host, port, n, idle = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-pat = re.compile(r'^tierd_messages_received_total\{channel_pattern="events:\*"\} (\S+)$', re.M)
+pat = re.compile(r'^tierd_events_counted_total\{handler="count",channel_pattern="events:\*"\} (\S+)$', re.M)
 conn = http.client.HTTPConnection(host, port, timeout=5)
 def get():
     global conn
@@ -161,6 +161,15 @@ while value - base < n:
 print(f"received={value - base} last={changed:.6f}")
 EOF
 
+cat >"$dir/tierd.yaml" <<'EOF'
+# The dispatch benchmark's tierd: everything on events:* goes to one counting handler.
+subscribe: ["events:*"]
+handlers:
+  - type: count
+    name: count
+    on: ["events:*"]
+EOF
+
 run_tierd() {  # mode
   local mode=$1
   set_limits "$mode"
@@ -168,7 +177,7 @@ run_tierd() {  # mode
   hp=$(free_port)
   drops_before=$(buffer_drops)
   TIERD_REDIS_URL="redis://127.0.0.1:$port/0" TIERD_HTTP_LISTEN="127.0.0.1:$hp" \
-    TIERD_LOG_LEVEL=warn "$tierd" >"$dir/tierd.$mode.log" 2>&1 &
+    TIERD_LOG_LEVEL=warn "$tierd" --config "$dir/tierd.yaml" >"$dir/tierd.$mode.log" 2>&1 &
   child=$!
   for _ in $(seq 200); do
     curl -sf "http://127.0.0.1:$hp/readyz" >/dev/null 2>&1 && break

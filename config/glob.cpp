@@ -1,17 +1,10 @@
 #include "config/glob.hpp"
 
-#include <bitset>
-#include <vector>
-
 namespace tierd {
 
 namespace {
 
-// A pattern compiled to tokens: either a star or a set of bytes one position may hold.
-struct Token {
-  bool star = false;
-  std::bitset<256> chars;
-};
+using Token = Glob::Token;
 
 std::vector<Token> compile(std::string_view p) {
   std::vector<Token> out;
@@ -117,10 +110,7 @@ class Overlap {
   std::vector<bool> seen_;
 };
 
-}  // namespace
-
-bool glob_match(std::string_view pattern, std::string_view text) {
-  const std::vector<Token> p = compile(pattern);
+bool match_tokens(const std::vector<Token>& p, std::string_view text) {
   // Classic two-pointer match with backtracking to the last star.
   std::size_t pi = 0;
   std::size_t ti = 0;
@@ -144,6 +134,18 @@ bool glob_match(std::string_view pattern, std::string_view text) {
     ++pi;
   }
   return pi == p.size();
+}
+
+}  // namespace
+
+Glob::Glob(std::string_view pattern) : tokens_(compile(pattern)) {}
+
+bool Glob::match(std::string_view text) const {
+  return match_tokens(tokens_, text);
+}
+
+bool glob_match(std::string_view pattern, std::string_view text) {
+  return match_tokens(compile(pattern), text);
 }
 
 bool globs_overlap(std::string_view a, std::string_view b) {

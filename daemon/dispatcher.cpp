@@ -4,10 +4,12 @@
 
 #include <deque>
 #include <map>
+#include <unordered_map>
 
 #include "config/glob.hpp"
 #include "daemon/uv_timer.hpp"
 #include "tier/async_client.hpp"
+#include "tier/json_check.hpp"
 #include "tier/keys.hpp"
 #include "tier/metrics.hpp"
 
@@ -84,34 +86,8 @@ std::optional<std::string> check_message(std::string_view payload, std::size_t m
   if (payload.size() > max_bytes) {
     return "too_large";
   }
-  if (!tier::valid_utf8(payload)) {
-    return "invalid_utf8";
-  }
-  // Count nesting outside strings: nlohmann's parser would accept any depth, and a
-  // megabyte of '[' is a cheap way to make a parser work hard.
-  std::size_t depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (char c : payload) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      if (++depth > kMaxJsonDepth) {
-        return "too_deep";
-      }
-    } else if (c == '}' || c == ']') {
-      depth = depth > 0 ? depth - 1 : 0;
-    }
+  if (auto c = tier::json::check(payload, kMaxJsonDepth); !c.ok()) {
+    return tier::json::reason(c.problem);
   }
   return std::nullopt;
 }
@@ -159,6 +135,8 @@ struct Dispatcher::Slot : std::enable_shared_from_this<Slot> {
   SlotContext ctx;
   std::unique_ptr<Handler> handler;
   std::vector<std::string> required;
+  std::vector<Glob> on;  ///< cfg.on, compiled
+  bool needs_body = true;
   spdlog::logger& log;
   uv_loop_t* loop;
 
@@ -379,11 +357,45 @@ struct Dispatcher::Slot : std::enable_shared_from_this<Slot> {
   }
 };
 
+/// The slots one channel is routed to, and whether any of them needs the parsed body.
+struct Route {
+  std::vector<Dispatcher::Slot*> slots;
+  bool needs_body = false;
+};
+
+/// Most deployments see a handful of channels; past this many the cache starts over, so a
+/// flood of distinct channel names cannot grow it without bound.
+constexpr std::size_t kMaxCachedRoutes = 4096;
+
 struct Dispatcher::Generation {
   std::vector<std::shared_ptr<Slot>> slots;
   std::size_t remaining = 0;
   TimerHandle deadline;
   std::function<void(bool)> done;
+  /// channel -> route, filled on first sight of a channel; a reload builds a new
+  /// generation, so the cache never outlives the handlers it points to.
+  std::unordered_map<std::string, Route, Dispatcher::StringHash, std::equal_to<>> routes;
+
+  const Route& route(std::string_view channel) {
+    if (auto it = routes.find(channel); it != routes.end()) {
+      return it->second;
+    }
+    if (routes.size() >= kMaxCachedRoutes) {
+      routes.clear();
+    }
+    Route r;
+    for (auto& slot : slots) {
+      bool match = false;
+      for (const auto& glob : slot->on) {
+        match = match || glob.match(channel);
+      }
+      if (match) {
+        r.slots.push_back(slot.get());
+        r.needs_body = r.needs_body || slot->needs_body || !slot->required.empty();
+      }
+    }
+    return routes.emplace(std::string(channel), std::move(r)).first->second;
+  }
 };
 
 Dispatcher::Dispatcher(DispatcherEnv env) : env_(std::move(env)) {}
@@ -411,6 +423,10 @@ void Dispatcher::install(const Config& config) {
     auto slot = std::make_shared<Slot>(env_, hc, config.key_prefix);
     slot->handler = hc.build(slot->ctx);
     slot->required = slot->handler->required_fields();
+    slot->needs_body = slot->handler->needs_body();
+    for (const auto& g : hc.on) {
+      slot->on.emplace_back(g);
+    }
     gen->slots.push_back(std::move(slot));
   }
   for (auto& s : gen->slots) {
@@ -469,21 +485,41 @@ void Dispatcher::retire(std::shared_ptr<Generation> gen, std::chrono::millisecon
   }
 }
 
+Dispatcher::PatternCounters& Dispatcher::pattern_counters(std::string_view label) {
+  if (auto it = patterns_.find(label); it != patterns_.end()) {
+    return it->second;
+  }
+  if (patterns_.size() >= 1024) {
+    patterns_.clear();  // the series stay in the registry; only the shortcut is dropped
+  }
+  auto& m = *env_.metrics;
+  const tier::metrics::Labels labels{{"channel_pattern", std::string(label)}};
+  PatternCounters c;
+  c.received =
+      &m.counter("tierd_messages_received_total", "Messages received, by subscription pattern")
+           .with(labels);
+  c.dispatched =
+      &m.counter("tierd_messages_dispatched_total", "Messages handed to at least one handler")
+           .with(labels);
+  c.unrouted =
+      &m.counter("tierd_messages_unrouted_total", "Valid messages no handler subscribed to")
+           .with(labels);
+  return patterns_.emplace(std::string(label), c).first->second;
+}
+
 void Dispatcher::on_message(std::string_view pattern, std::string_view channel,
                             std::string_view payload) {
   if (!accepting_ || !current_) {
     return;
   }
-  const std::string label(pattern.empty() ? channel : pattern);
-  auto& metrics = *env_.metrics;
-  metrics.counter("tierd_messages_received_total", "Messages received, by subscription pattern")
-      .with({{"channel_pattern", label}})
-      .inc();
+  const std::string_view label = pattern.empty() ? channel : pattern;
+  PatternCounters& counters = pattern_counters(label);
+  counters.received->inc();
   auto reject = [&](const std::string& reason, const std::string& detail) {
-    metrics
-        .counter("tierd_messages_rejected_total",
-                 "Messages dropped before any handler saw them, by pattern and reason")
-        .with({{"channel_pattern", label}, {"reason", reason}})
+    env_.metrics
+        ->counter("tierd_messages_rejected_total",
+                  "Messages dropped before any handler saw them, by pattern and reason")
+        .with({{"channel_pattern", std::string(label)}, {"reason", reason}})
         .inc();
     if (auto held = limiter().allow("reject:" + reason)) {
       env_.log->warn("dropped a message on {} ({}{}): {}{}", tier::excerpt(channel, 100), reason,
@@ -492,42 +528,48 @@ void Dispatcher::on_message(std::string_view pattern, std::string_view channel,
     }
   };
 
-  if (auto reason = check_message(payload, config_.max_message_bytes)) {
-    reject(*reason, *reason == "too_large" ? std::to_string(payload.size()) + " bytes" : "");
+  if (payload.size() > config_.max_message_bytes) {
+    reject("too_large", std::to_string(payload.size()) + " bytes");
     return;
   }
+  // Every message is validated in full, whether or not a handler will read its body.
+  const tier::json::Checked checked = tier::json::check(payload, kMaxJsonDepth, "id");
+  if (!checked.ok()) {
+    reject(tier::json::reason(checked.problem), "");
+    return;
+  }
+  if (checked.member.present && !checked.member.is_string) {
+    reject("wrong_type", "envelope id is not a string");
+    return;
+  }
+  const Route& route = current_->route(channel);
+  if (route.slots.empty()) {
+    counters.unrouted->inc();
+    return;
+  }
+
   auto event = std::make_shared<Event>();
-  event->body = nlohmann::json::parse(payload, nullptr, /*allow_exceptions=*/false);
-  if (event->body.is_discarded()) {
-    reject("not_json", "");
-    return;
-  }
-  if (!event->body.is_object()) {
-    reject("not_object", "");
-    return;
-  }
-  if (auto it = event->body.find("id"); it != event->body.end()) {
-    if (!it->is_string()) {
-      reject("wrong_type", "envelope id is not a string");
+  if (route.needs_body) {
+    // Cannot fail: check() accepts exactly what nlohmann accepts.
+    event->body = nlohmann::json::parse(payload, nullptr, /*allow_exceptions=*/false);
+    if (!event->body.is_object()) {
+      reject("not_json", "");
       return;
     }
-    event->id = it->get<std::string>();
+  }
+  if (checked.member.present) {
+    const std::string_view raw = checked.member.raw;
+    event->id =
+        raw.find('\\') == std::string_view::npos ? std::string(raw) : tier::json::unescape(raw);
   }
   event->channel = std::string(channel);
-  event->pattern = label;
+  event->pattern = std::string(label);
   event->raw_bytes = payload.size();
   event->received = std::chrono::system_clock::now();
   std::shared_ptr<const Event> shared = std::move(event);
 
   bool routed = false;
-  for (auto& slot : current_->slots) {
-    bool match = false;
-    for (const auto& glob : slot->cfg.on) {
-      match = match || glob_match(glob, shared->channel);
-    }
-    if (!match) {
-      continue;
-    }
+  for (Slot* slot : route.slots) {
     std::string missing;
     for (const auto& f : slot->required) {
       if (!shared->body.contains(f)) {
@@ -543,13 +585,9 @@ void Dispatcher::on_message(std::string_view pattern, std::string_view channel,
     slot->enqueue(Item{shared, 1});
   }
   if (routed) {
-    metrics.counter("tierd_messages_dispatched_total", "Messages handed to at least one handler")
-        .with({{"channel_pattern", label}})
-        .inc();
+    counters.dispatched->inc();
   } else {
-    metrics.counter("tierd_messages_unrouted_total", "Valid messages no handler subscribed to")
-        .with({{"channel_pattern", label}})
-        .inc();
+    counters.unrouted->inc();
   }
 }
 

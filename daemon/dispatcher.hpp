@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "config/config.hpp"
@@ -22,7 +23,8 @@ namespace tier {
 class AsyncClient;
 namespace metrics {
 class Registry;
-}
+class Counter;
+}  // namespace metrics
 }  // namespace tier
 
 namespace tierd {
@@ -40,7 +42,8 @@ struct DispatcherEnv {
 /// Deepest JSON nesting accepted in a message; deeper ones are rejected before parsing.
 inline constexpr std::size_t kMaxJsonDepth = 64;
 
-/// Why a message was refused, or nullopt; `depth` is checked without recursion.
+/// Why a message was refused (too_large, invalid_utf8, too_deep, not_json, not_object), or
+/// nullopt: the size, then one strict pass over the bytes (tier::json::check).
 std::optional<std::string> check_message(std::string_view payload, std::size_t max_bytes);
 
 class Dispatcher {
@@ -75,8 +78,23 @@ class Dispatcher {
   void retire(std::shared_ptr<Generation> gen, std::chrono::milliseconds timeout,
               std::function<void(bool)> done);
 
+  /// The per-message counters of one channel_pattern label, looked up once, not per message.
+  struct PatternCounters {
+    tier::metrics::Counter* received = nullptr;
+    tier::metrics::Counter* dispatched = nullptr;
+    tier::metrics::Counter* unrouted = nullptr;
+  };
+  PatternCounters& pattern_counters(std::string_view label);
+
+  struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+
   DispatcherEnv env_;
   Config config_;  ///< the current one (limits, prefix)
+  /// Bounded (labels are patterns, or channels of plain subscriptions): cleared when full.
+  std::unordered_map<std::string, PatternCounters, StringHash, std::equal_to<>> patterns_;
   std::shared_ptr<Generation> current_;
   std::vector<std::shared_ptr<Generation>> retiring_;
   bool accepting_ = true;

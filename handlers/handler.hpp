@@ -1,6 +1,6 @@
 #pragma once
 // The handler framework (DESIGN §2). A handler gets each event it subscribed to as an
-// immutable, already parsed Event and answers Ok / Retry / Fail through a callback; the
+// immutable, already validated Event and answers Ok / Retry / Fail through a callback; the
 // core owns queues, concurrency, retries and backoff. Handlers reach the world only through
 // Context (async Redis, PostgreSQL, timers, metrics, logger): they never include <uv.h> or
 // hiredis headers.
@@ -39,11 +39,13 @@ class Registry;
 
 namespace tierd {
 
-/// One pub/sub message, parsed once and shared by every handler it is routed to.
+/// One pub/sub message, validated once and shared by every handler it is routed to.
 struct Event {
   std::string channel;  ///< e.g. "events:version_promoted"
   std::string pattern;  ///< the subscription pattern it matched, e.g. "events:*"
-  nlohmann::json body;  ///< always a JSON object
+  /// The parsed message, a JSON object. Parsed only when a handler it is routed to
+  /// needs_body(); otherwise null (the message was still fully validated).
+  nlohmann::json body;
   std::size_t raw_bytes = 0;
   std::chrono::system_clock::time_point received;
   std::optional<std::string> id;  ///< the envelope's "id" field when it is a string
@@ -76,6 +78,10 @@ class Handler {
   /// Top-level body fields every routed event must carry; events lacking one are
   /// rejected by the core (counted as missing_field) and never reach handle().
   virtual std::vector<std::string> required_fields() const { return {}; }
+  /// Whether handle() reads event->body. When no handler an event is routed to needs it
+  /// (and none declares required_fields()), the core skips building the DOM: most of the
+  /// cost of a message. Asked once, when the handler is installed.
+  virtual bool needs_body() const { return true; }
 };
 
 /// A running timer; cancel() (or destroying the handle) stops it. Safe to cancel twice.

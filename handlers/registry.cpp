@@ -1,6 +1,7 @@
 // The one explicit list of handler types. Adding a handler = one line here.
 #include <utility>
 
+#include "handlers/count/count.hpp"
 #include "handlers/handler.hpp"
 #include "handlers/invalidate/invalidate.hpp"
 #include "handlers/write_behind/write_behind.hpp"
@@ -11,6 +12,7 @@ namespace {
 
 const std::vector<std::pair<std::string, Factory>>& registry() {
   static const std::vector<std::pair<std::string, Factory>> list{
+      {"count", count_factory()},
       {"invalidate", invalidate_factory()},
       {"write_behind", write_behind_factory()},
   };

@@ -150,7 +150,7 @@ TEST_CASE("broken configs are refused with the YAML path and line") {
       {"bad listen port", "http:\n  listen: 127.0.0.1:99999\n", "http.listen (line 2): port"},
       {"bad log level", "log_level: loud\n", "log_level (line 1): unknown log level"},
       {"unknown handler type", "handlers:\n  - type: teleport\n    on: [\"events:*\"]\n",
-       "handlers[0].type (line 2): unknown handler type 'teleport' (known: invalidate)"},
+       "handlers[0].type (line 2): unknown handler type 'teleport' (known: count, invalidate"},
       {"handler without on", "handlers:\n  - type: invalidate\n",
        "handlers[0].on (line 2): required key is missing"},
       {"handler glob that is never delivered",
@@ -159,6 +159,11 @@ TEST_CASE("broken configs are refused with the YAML path and line") {
       {"unknown handler key",
        "handlers:\n  - type: invalidate\n    on: [\"system:*\"]\n    speed: 3\n",
        "handlers[0].speed (line 4): unknown key"},
+      {"count takes no keys of its own",
+       "handlers:\n  - type: count\n    on: [\"events:*\"]\n    rules: []\n",
+       "handlers[0].rules (line 4): unknown key"},
+      {"count without on", "handlers:\n  - type: count\n",
+       "handlers[0].on (line 2): required key is missing"},
       {"wrong handler key type",
        "handlers:\n  - type: invalidate\n    on: [\"system:*\"]\n    max_concurrency: many\n",
        "handlers[0].max_concurrency (line 4): expected an integer"},
@@ -248,9 +253,18 @@ TEST_CASE("message checks refuse what must not be parsed") {
   CHECK(check_message("{\"a\":\"\xff\"}", 100) == std::optional<std::string>("invalid_utf8"));
   CHECK(check_message(std::string(65, '[') + std::string(65, ']'), 1000) ==
         std::optional<std::string>("too_deep"));
-  CHECK_FALSE(check_message(std::string(64, '[') + std::string(64, ']'), 1000));
+  // 64 deep is allowed; that one is refused only for not being an object.
+  CHECK(check_message(std::string(64, '[') + std::string(64, ']'), 1000) ==
+        std::optional<std::string>("not_object"));
+  CHECK_FALSE(check_message("{\"a\":" + std::string(63, '[') + std::string(63, ']') + "}", 1000));
   // Brackets inside strings do not count as nesting.
   CHECK_FALSE(check_message("{\"a\":\"" + std::string(200, '[') + "\"}", 1000));
+  // The whole message is checked in one pass: grammar, escapes, numbers, trailing bytes.
+  CHECK(check_message("{\"a\":1,}", 100) == std::optional<std::string>("not_json"));
+  CHECK(check_message("{\"a\":\"\\uD800\"}", 100) == std::optional<std::string>("not_json"));
+  CHECK(check_message("{\"a\":1e400}", 100) == std::optional<std::string>("not_json"));
+  CHECK(check_message("{} {}", 100) == std::optional<std::string>("not_json"));
+  CHECK(check_message("\"s\"", 100) == std::optional<std::string>("not_object"));
 }
 
 TEST_CASE("the metrics registry renders Prometheus text format 0.0.4") {
