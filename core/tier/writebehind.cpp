@@ -1,5 +1,7 @@
 #include "tier/writebehind.hpp"
 
+#include <algorithm>
+
 #include "tier/keys.hpp"
 
 namespace tier {
@@ -141,6 +143,85 @@ Op<std::string> WriteBehind::write_behind(const Cache& cache, const TierKey& cac
                     {std::move(encoded).value(), std::to_string(seconds.count()), "upsert",
                      std::move(text).value(), version ? std::to_string(*version) : ""}),
       decode_id);
+}
+
+Op<WriteBehindStatus> WriteBehind::status(std::string_view table, std::string_view group) const {
+  if (auto bad = check_table_name(table)) {
+    return Op<WriteBehindStatus>::fail(*bad);
+  }
+  return single<WriteBehindStatus>(
+      Command::eval(script("write_behind_status"), {stream(table), dead_stream(table)},
+                    {std::string(group)}),
+      [](Reply&& r) -> Result<WriteBehindStatus> {
+        if (!r.is_array() || r.elements.size() < 5) {
+          return reply_error(r, "write-behind status");
+        }
+        WriteBehindStatus s;
+        s.length = r.elements[0].integer;
+        s.pending = r.elements[1].integer;
+        s.oldest_pending_age_ms = r.elements[2].integer;
+        s.dead_letters = r.elements[3].integer;
+        s.lag = r.elements[4].integer;
+        return s;
+      });
+}
+
+Op<std::vector<DeadLetter>> WriteBehind::dead_letters(std::string_view table,
+                                                      std::size_t count) const {
+  if (auto bad = check_table_name(table)) {
+    return Op<std::vector<DeadLetter>>::fail(*bad);
+  }
+  return single<std::vector<DeadLetter>>(
+      Command::of({"XRANGE", dead_stream(table), "-", "+", "COUNT",
+                   std::to_string(std::max<std::size_t>(count, 1))}),
+      [](Reply&& r) -> Result<std::vector<DeadLetter>> {
+        if (!r.is_array()) {
+          return reply_error(r, "write-behind dead letters");
+        }
+        std::vector<DeadLetter> out;
+        for (auto& e : r.elements) {
+          if (!e.is_array() || e.elements.size() < 2 || !e.elements[1].is_array()) {
+            continue;
+          }
+          DeadLetter d;
+          d.id = std::move(e.elements[0].str);
+          auto& f = e.elements[1].elements;
+          for (std::size_t i = 0; i + 1 < f.size(); i += 2) {
+            if (f[i].str == "original_id") {
+              d.original_id = std::move(f[i + 1].str);
+            } else if (f[i].str == "error") {
+              d.error = std::move(f[i + 1].str);
+            } else {
+              d.fields.emplace_back(std::move(f[i].str), std::move(f[i + 1].str));
+            }
+          }
+          out.push_back(std::move(d));
+        }
+        return out;
+      });
+}
+
+Op<long long> WriteBehind::replay(std::string_view table,
+                                  const std::vector<std::string>& ids) const {
+  if (auto bad = check_table_name(table)) {
+    return Op<long long>::fail(*bad);
+  }
+  for (const auto& id : ids) {
+    if (auto bad = check_id(id, "dead-letter id")) {
+      return Op<long long>::fail(*bad);
+    }
+  }
+  if (ids.empty()) {
+    return Op<long long>::fail(Error{ErrorKind::invalid, "replay: no dead-letter id given"});
+  }
+  return single<long long>(
+      Command::eval(script("write_behind_replay"), {dead_stream(table), stream(table)}, ids),
+      [](Reply&& r) -> Result<long long> {
+        if (!r.is_array() || r.elements.size() < 2) {
+          return reply_error(r, "write-behind replay");
+        }
+        return r.elements[0].integer;
+      });
 }
 
 }  // namespace tier

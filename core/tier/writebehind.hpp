@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "tier/cache.hpp"
 #include "tier/op.hpp"
@@ -21,6 +23,21 @@ struct WriteBehindOptions {
 };
 
 enum class WriteOp { upsert, del };
+
+struct WriteBehindStatus {
+  long long length = 0;                  ///< entries in the stream
+  long long pending = 0;                 ///< delivered to a consumer, not acknowledged
+  long long oldest_pending_age_ms = -1;  ///< -1 = nothing pending
+  long long dead_letters = 0;
+  long long lag = -1;  ///< entries not yet delivered to the group; -1 = unknown / no group
+};
+
+struct DeadLetter {
+  std::string id;           ///< id in the dead-letter stream
+  std::string original_id;  ///< id the entry had in the stream
+  std::string error;
+  std::vector<std::pair<std::string, std::string>> fields;  ///< the original fields
+};
 const char* to_string(WriteOp op) noexcept;
 
 class WriteBehind {
@@ -44,6 +61,15 @@ class WriteBehind {
   Op<std::string> write_behind(const Cache& cache, const TierKey& cache_key, const Json& value,
                                std::optional<std::chrono::seconds> ttl, std::string_view table,
                                const Json& row, std::optional<long long> version) const;
+
+  /// Stream length, pending entries, age of the oldest pending one (Redis clock), dead
+  /// letters and consumer-group lag (core/lua/write_behind_status.lua).
+  Op<WriteBehindStatus> status(std::string_view table, std::string_view group = "tierd") const;
+  /// The oldest `count` dead letters of a table (with their errors).
+  Op<std::vector<DeadLetter>> dead_letters(std::string_view table, std::size_t count = 100) const;
+  /// Moves these dead letters back to the stream (core/lua/write_behind_replay.lua);
+  /// returns how many were moved (ids not found are skipped).
+  Op<long long> replay(std::string_view table, const std::vector<std::string>& ids) const;
 
   const WriteBehindOptions& options() const noexcept { return options_; }
 

@@ -1594,31 +1594,21 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     auto w = weak_from_this();
     for (auto& tp : tables) {
       Table* t = tp.get();
-      commands.run(
-          raw({"EVALSHA", script("write_behind_status").sha1, "2", t->stream, t->dead_stream,
-               opts.group}),
-          [w, t](Result<Reply> r) {
-            auto self = w.lock();
-            if (!self || self->closed || !r.ok()) {
-              return;
-            }
-            if (r->is_error() && r->str.starts_with("NOSCRIPT")) {
-              self->commands.run(raw({"SCRIPT", "LOAD", script("write_behind_status").source}),
-                                 [](Result<Reply>) {});
-              return;
-            }
-            if (!r->is_array() || r->elements.size() < 3) {
-              return;
-            }
-            t->stats.pending = r->elements[1].integer;
-            t->stats.oldest_pending_age_ms = r->elements[2].integer;
-            if (t->m_pending != nullptr) {
-              t->m_pending->set(static_cast<double>(t->stats.pending));
-              t->m_oldest->set(t->stats.oldest_pending_age_ms < 0
-                                   ? 0.0
-                                   : static_cast<double>(t->stats.oldest_pending_age_ms) / 1000.0);
-            }
-          });
+      WriteBehind wb({.prefix = opts.prefix});
+      commands.run(wb.status(t->cfg.name, opts.group), [w, t](Result<WriteBehindStatus> r) {
+        auto self = w.lock();
+        if (!self || self->closed || !r.ok()) {
+          return;
+        }
+        t->stats.pending = r->pending;
+        t->stats.oldest_pending_age_ms = r->oldest_pending_age_ms;
+        if (t->m_pending != nullptr) {
+          t->m_pending->set(static_cast<double>(t->stats.pending));
+          t->m_oldest->set(t->stats.oldest_pending_age_ms < 0
+                               ? 0.0
+                               : static_cast<double>(t->stats.oldest_pending_age_ms) / 1000.0);
+        }
+      });
     }
   }
 

@@ -134,3 +134,60 @@ TEST_CASE("write_behind: the cache value and the stream entry are written togeth
     CHECK(redis.client().run(tier::raw({"EXISTS", key3.key})).integer == 0);
   }
 }
+
+TEST_CASE("WriteBehind: status, dead letters and replay", "[wb][dead]") {
+  auto& redis = tiertest::redis();
+  for (auto kind : {Runner::Kind::sync, Runner::Kind::async}) {
+    Runner run(kind, redis.url());
+    INFO(run.name());
+    tiertest::TestKeys keys(redis.client(), "wb-status");
+    tier::WriteBehind wb({.prefix = keys.prefix()});
+    auto none = run.run(wb.status("items"));
+    REQUIRE(none.ok());
+    CHECK(none->length == 0);
+    CHECK(none->oldest_pending_age_ms == -1);
+
+    REQUIRE(run.run(wb.enqueue("items", {{"id", 1}}, 1)).ok());
+    REQUIRE(run.run(wb.enqueue("items", {{"id", 2}}, 1)).ok());
+    auto& c = redis.client();
+    c.run(tier::raw({"XGROUP", "CREATE", wb.stream("items"), "tierd", "0"}));
+    c.run(tier::raw(
+        {"XREADGROUP", "GROUP", "tierd", "w1", "COUNT", "1", "STREAMS", wb.stream("items"), ">"}));
+    auto st = run.run(wb.status("items"));
+    REQUIRE(st.ok());
+    CHECK(st->length == 2);
+    CHECK(st->pending == 1);
+    CHECK(st->oldest_pending_age_ms >= 0);
+    CHECK(st->lag == 1);
+
+    // A dead letter as the worker writes it.
+    auto dead_id = c.run(tier::raw({"XADD", wb.dead_stream("items"), "*", "original_id", "1-1",
+                                    "error", "null value in column", "op", "upsert", "row",
+                                    R"({"id":3})", "version", "4"}))
+                       .str;
+    auto dl = run.run(wb.dead_letters("items"));
+    REQUIRE(dl.ok());
+    REQUIRE(dl->size() == 1);
+    CHECK(dl->at(0).id == dead_id);
+    CHECK(dl->at(0).original_id == "1-1");
+    CHECK(dl->at(0).error == "null value in column");
+    CHECK(dl->at(0).fields == std::vector<std::pair<std::string, std::string>>{
+                                  {"op", "upsert"}, {"row", R"({"id":3})"}, {"version", "4"}});
+    CHECK(run.run(wb.status("items"))->dead_letters == 1);
+
+    auto moved = run.run(wb.replay("items", {dead_id, "9-9"}));
+    REQUIRE(moved.ok());
+    CHECK(*moved == 1);
+    CHECK(c.run(tier::raw({"XLEN", wb.dead_stream("items")})).integer == 0);
+    auto last = c.run(tier::raw({"XREVRANGE", wb.stream("items"), "+", "-", "COUNT", "1"}));
+    auto& f = last.elements.at(0).elements.at(1).elements;
+    REQUIRE(f.size() == 6);
+    CHECK(f[0].str == "op");
+    CHECK(f[3].str == R"({"id":3})");
+    CHECK(f[5].str == "4");
+    auto bad = run.run(wb.replay("items", {}));
+    REQUIRE_FALSE(bad.ok());
+    CHECK(bad.error().kind == tier::ErrorKind::invalid);
+    CHECK_FALSE(run.run(wb.dead_letters("bad table")).ok());
+  }
+}
