@@ -75,6 +75,14 @@ TEST_CASE("Worker: PostgreSQL stopped, the backlog waits in Redis; all lands aft
   rig.run_until([] { return false; }, 2s);
   CHECK(rig.stats(table).retrying);
   CHECK(wbtest::pending(redis.client(), stream) <= 2 * 50);
+  // The backlog shows in the stats and metrics: pending entries and their age.
+  CHECK(rig.run_until([&] {
+    auto st = rig.stats(table);
+    return st.pending > 0 && st.oldest_pending_age_ms >= 1000;
+  }));
+  CHECK(rig.registry().value("tierd_writebehind_pending", {{"table", table}}) > 0);
+  CHECK(rig.registry().value("tierd_writebehind_oldest_pending_seconds", {{"table", table}}) >= 1);
+  CHECK(rig.registry().value("tierd_writebehind_retries_total", {{"table", table}}) >= 3);
   CHECK(wbtest::xlen(redis.client(), stream) == 350);
 
   pg.start();
