@@ -118,7 +118,12 @@ class WriteBehindHandler final : public Handler {
     tier::WriteBehindWorkerOptions o;
     o.tables = s.tables;
     o.prefix = ctx.key_prefix();
-    o.consumer = ctx.instance_id();
+    // After a reload the new instance runs next to the old one until that one has written
+    // and acknowledged its batch: a distinct consumer name keeps them from reading each
+    // other's pending entries.
+    static int instances = 0;  // loop thread only
+    int n = ++instances;
+    o.consumer = n == 1 ? ctx.instance_id() : ctx.instance_id() + ":" + std::to_string(n);
     o.alert_channel = s.alert_channel.empty() ? "" : ctx.key_prefix() + s.alert_channel;
     o.redis = ctx.redis().options();
     o.redis.client_name = "tierd:writebehind";

@@ -256,3 +256,35 @@ TEST_CASE("tierd --check-config: write_behind sections are validated with their 
   CHECK(none.first == 78);
   CHECK_THAT(none.second, Catch::Contains("handlers[0].tables"));
 }
+
+TEST_CASE("tierd write_behind: SIGHUP while rows flow; the new instance takes over",
+          "[daemon][reload]") {
+  auto& redis = tiertest::redis();
+  auto& pg = tiertest::postgres();
+  tiertest::TestKeys keys(redis.client(), "wb-hup");
+  const std::string table = "wb_hup";
+  create_logged_table(pg, table);
+  tier::WriteBehind wb({.prefix = keys.prefix()});
+  auto stream = wb.stream(table);
+  Tierd t(redis.url(), pg, keys.prefix(), table);
+  auto newest = enqueue_versions(redis.client(), wb, table);
+  REQUIRE(tiertest::eventually([&] { return wbtest::xlen(redis.client(), stream) < 2900; }, 15s));
+  t.proc().signal(SIGHUP);
+  REQUIRE(tiertest::eventually(
+      [&] {
+        return wbtest::xlen(redis.client(), stream) == 0 &&
+               wbtest::pending(redis.client(), stream) == 0;
+      },
+      30s));
+  INFO(t.log());
+  check_final(pg, table, newest);
+  CHECK(t.proc().running());
+  // Two handler instances consumed the stream: before and after the reload.
+  const std::string log = t.log();
+  std::size_t starts = 0;
+  for (auto p = log.find("write-behind wb_hup: consuming"); p != std::string::npos;
+       p = log.find("write-behind wb_hup: consuming", p + 1)) {
+    ++starts;
+  }
+  CHECK(starts == 2);
+}
