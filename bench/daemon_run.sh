@@ -137,6 +137,9 @@ run_client() {  # mode name cmd...
 cat >"$dir/poll.py" <<'EOF'
 import http.client, re, sys, time
 host, port, n, idle = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+# BASE: the count before the run, when the caller knows it (drain: tierd resumes before
+# this script's first request, and may have counted thousands by then).
+known_base = int(sys.argv[5]) if len(sys.argv) > 5 else None
 pat = re.compile(r'^tierd_events_counted_total\{handler="count",channel_pattern="events:\*"\} (\S+)$', re.M)
 conn = http.client.HTTPConnection(host, port, timeout=5)
 def get():
@@ -149,7 +152,7 @@ def get():
         conn.close()
         conn = http.client.HTTPConnection(host, port, timeout=5)
         return None
-base = get() or 0
+base = known_base if known_base is not None else (get() or 0)
 value, changed, start = base, time.time(), time.time()
 while value - base < n:
     v, t = get(), time.time()
@@ -192,7 +195,7 @@ run_tierd() {  # mode
     publine=$("$pub" 127.0.0.1 "$port" "$N")
     t0=$(now)
     kill -CONT "$child"
-    res=$($PY "$dir/poll.py" 127.0.0.1 "$hp" "$N" 2)
+    res=$($PY "$dir/poll.py" 127.0.0.1 "$hp" "$N" 2 0)  # a fresh tierd: it starts at 0
   else
     $PY "$dir/poll.py" 127.0.0.1 "$hp" "$N" 2 >"$dir/poll.out" &
     local poller=$!

@@ -177,6 +177,15 @@ struct Dispatcher::Slot : std::enable_shared_from_this<Slot> {
       }
       return;
     }
+    if (queue.empty() && !pumping && in_flight < cfg.max_concurrency) {
+      // The common case, a free slot and nothing waiting: straight to the handler.
+      pumping = true;
+      ++in_flight;
+      start(std::move(item));
+      pumping = false;
+      pump();  // gauges, and the drain check
+      return;
+    }
     queue.push_back(std::move(item));
     pump();
   }
@@ -202,24 +211,34 @@ struct Dispatcher::Slot : std::enable_shared_from_this<Slot> {
       claim(std::move(item));
       return;
     }
-    std::weak_ptr<Slot> weak = weak_from_this();
-    const auto began = std::chrono::steady_clock::now();
-    auto called = std::make_shared<bool>(false);
-    auto done = [weak, item, began, called](HandlerResult r) {
-      if (*called) {
-        return;  // a second answer is a handler bug; the first one counts
-      }
-      *called = true;
-      if (auto self = weak.lock()) {
-        self->finish(item, std::move(r), began);
-      }
-    };
+    // One allocation holds what the answer needs; the callback only points to it.
+    auto call = std::make_shared<Call>(
+        Call{weak_from_this(), std::move(item), std::chrono::steady_clock::now(), false});
+    std::shared_ptr<const Event> event = call->item.event;
     try {
-      handler->handle(item.event, done);
+      handler->handle(std::move(event), [call](HandlerResult r) { answer(*call, std::move(r)); });
     } catch (const std::exception& e) {
-      done(HandlerResult::fail(std::string("handler threw: ") + e.what()));
+      answer(*call, HandlerResult::fail(std::string("handler threw: ") + e.what()));
     } catch (...) {
-      done(HandlerResult::fail("handler threw"));
+      answer(*call, HandlerResult::fail("handler threw"));
+    }
+  }
+
+  /// One handle() call awaiting its answer.
+  struct Call {
+    std::weak_ptr<Slot> slot;
+    Item item;
+    std::chrono::steady_clock::time_point began;
+    bool answered = false;
+  };
+
+  static void answer(Call& call, HandlerResult r) {
+    if (call.answered) {
+      return;  // a second answer is a handler bug; the first one counts
+    }
+    call.answered = true;
+    if (auto self = call.slot.lock()) {
+      self->finish(call.item, std::move(r), call.began);
     }
   }
 

@@ -1,7 +1,8 @@
 #include "tier/json_check.hpp"
 
 #include <algorithm>
-#include <bitset>
+#include <array>
+#include <bit>
 #include <charconv>
 #include <cstdint>
 #include <cstring>
@@ -18,10 +19,12 @@ using Ptr = const Byte*;
 
 constexpr std::size_t kDepthCap = 1024;
 
-// True when none of the 8 bytes in `x` needs a closer look inside a string: no '"', no
-// '\\', no control byte (< 0x20), no byte >= 0x80. Strings are most of a message, and
-// this looks at them 8 bytes at a time instead of one.
-inline bool plain8(std::uint64_t x) {
+// The bytes of `x` (8, little-endian) that need a closer look inside a string: '"', '\\',
+// a control byte (< 0x20) or a byte >= 0x80, each flagged by its high bit. Only the lowest
+// flag is exact (a borrow may flag a byte above it), which is the one the caller wants.
+// Strings are most of a message, and this looks at them 8 bytes at a time, not one.
+static_assert(std::endian::native == std::endian::little, "special8 reads bytes little-endian");
+inline std::uint64_t special8(std::uint64_t x) {
   constexpr std::uint64_t ones = 0x0101010101010101ULL;
   constexpr std::uint64_t highs = 0x8080808080808080ULL;
   const std::uint64_t q = x ^ (ones * '"');
@@ -29,7 +32,7 @@ inline bool plain8(std::uint64_t x) {
   const std::uint64_t quote = (q - ones) & ~q;
   const std::uint64_t backslash = (b - ones) & ~b;
   const std::uint64_t control = (x - ones * 0x20) & ~x;
-  return ((quote | backslash | control) & highs) == 0 && (x & highs) == 0;
+  return (quote | backslash | control | x) & highs;
 }
 
 inline bool is_ws(Byte c) {
@@ -111,30 +114,40 @@ bool hex4(Ptr& p, Ptr end, unsigned& cp) {
   return true;
 }
 
-// A string body: p just past the opening quote; on success p is past the closing quote.
-bool scan_string(Ptr& p, Ptr end, bool& escaped) {
+// What scan_string found: p past the closing quote (nullptr: not a valid string), and
+// whether the string holds escapes. Returned by value so that the caller's position stays
+// in a register (a pointer passed by reference lives in memory across the call).
+struct Scanned {
+  Ptr p;
+  bool escaped;
+};
+
+// A string body, from just past the opening quote.
+Scanned scan_string(Ptr p, Ptr end) {
+  bool escaped = false;
   for (;;) {
     while (end - p >= 8) {
       std::uint64_t x;
       std::memcpy(&x, p, 8);
-      if (!plain8(x)) {
+      if (const std::uint64_t m = special8(x); m != 0) {
+        p += std::countr_zero(m) >> 3;  // straight to the first byte that matters
         break;
       }
       p += 8;
     }
     if (p == end) {
-      return false;
+      return {nullptr, false};
     }
     const Byte c = *p;
     if (c == '"') {
       ++p;
-      return true;
+      return {p, escaped};
     }
     if (c == '\\') {
       escaped = true;
       ++p;
       if (p == end) {
-        return false;
+        return {nullptr, false};
       }
       switch (*p) {
         case '"':
@@ -151,37 +164,37 @@ bool scan_string(Ptr& p, Ptr end, bool& escaped) {
           ++p;
           unsigned cp = 0;
           if (!hex4(p, end, cp)) {
-            return false;
+            return {nullptr, false};
           }
           if (cp >= 0xDC00 && cp <= 0xDFFF) {
-            return false;  // a low surrogate without its high half
+            return {nullptr, false};  // a low surrogate without its high half
           }
           if (cp >= 0xD800 && cp <= 0xDBFF) {
             unsigned low = 0;
             if (end - p < 2 || p[0] != '\\' || p[1] != 'u') {
-              return false;  // a high surrogate must be followed by its low half
+              return {nullptr, false};  // a high surrogate must be followed by its low half
             }
             p += 2;
             if (!hex4(p, end, low) || low < 0xDC00 || low > 0xDFFF) {
-              return false;
+              return {nullptr, false};
             }
           }
           break;
         }
         default:
-          return false;
+          return {nullptr, false};
       }
       continue;
     }
     if (c < 0x20) {
-      return false;  // control characters must be escaped
+      return {nullptr, false};  // control characters must be escaped
     }
     if (c < 0x80) {
       ++p;
       continue;
     }
     if (!utf8_seq(p, end)) {
-      return false;
+      return {nullptr, false};
     }
   }
 }
@@ -190,15 +203,16 @@ inline bool digit(Byte c) {
   return c >= '0' && c <= '9';
 }
 
-// A number (RFC 8259 §6); p at '-' or a digit. Numbers past a double's range are refused,
+// A number (RFC 8259 §6) from p at '-' or a digit, to the position past it (nullptr: not a
+// number). Numbers past a double's range are refused,
 // as a DOM parser refuses them (an underflow to 0 is accepted, as there).
-bool scan_number(Ptr& p, Ptr end) {
+Ptr scan_number(Ptr p, Ptr end) {
   const Ptr start = p;
   if (*p == '-') {
     ++p;
   }
   if (p == end) {
-    return false;
+    return nullptr;
   }
   // Decimal magnitude of the first significant digit, for telling overflow from underflow.
   long magnitude = 0;
@@ -213,7 +227,7 @@ bool scan_number(Ptr& p, Ptr end) {
     }
     magnitude = static_cast<long>(p - d);
   } else {
-    return false;
+    return nullptr;
   }
   if (p < end && *p == '.') {
     ++p;
@@ -222,7 +236,7 @@ bool scan_number(Ptr& p, Ptr end) {
       ++p;
     }
     if (p == d) {
-      return false;
+      return nullptr;
     }
     if (zero_int) {
       const Ptr nz = std::find_if(d, p, [](Byte c) { return c != '0'; });
@@ -245,7 +259,7 @@ bool scan_number(Ptr& p, Ptr end) {
       ++p;
     }
     if (p == d) {
-      return false;
+      return nullptr;
     }
     exp = negative ? -exp : exp;
   }
@@ -255,10 +269,10 @@ bool scan_number(Ptr& p, Ptr end) {
     auto r = std::from_chars(reinterpret_cast<const char*>(start), reinterpret_cast<const char*>(p),
                              v, std::chars_format::general);
     if (r.ec == std::errc::result_out_of_range && magnitude + exp > 0) {
-      return false;
+      return nullptr;
     }
   }
-  return true;
+  return p;
 }
 
 inline bool literal(Ptr& p, Ptr end, const char* word, std::size_t n) {
@@ -326,7 +340,9 @@ Checked check(std::string_view text, std::size_t max_depth, std::string_view mem
     p += 3;
   }
   Checked out;
-  std::bitset<kDepthCap> is_object;  // per open level: object (1) or array (0)
+  // Per open level: object or array. Left uninitialized (a level is written when it opens,
+  // before it is read): zeroing it would cost more than checking a small message.
+  std::array<bool, kDepthCap> is_object;
   std::size_t depth = 0;
   bool top_object = false;
   bool capture = false;  // the current top-level member is the one asked for
@@ -352,7 +368,6 @@ Checked check(std::string_view text, std::size_t max_depth, std::string_view mem
     if (p == end) {
       return fail(Problem::not_json);
     }
-    bool escaped = false;
     switch (*p) {
       case '{':
       case '[': {
@@ -379,10 +394,12 @@ Checked check(std::string_view text, std::size_t max_depth, std::string_view mem
           return fail(Problem::not_json);
         }
         const Ptr key = ++p;
-        bool key_escaped = false;
-        if (!scan_string(p, end, key_escaped)) {
+        const Scanned scanned = scan_string(p, end);
+        if (scanned.p == nullptr) {
           return fail(Problem::not_json);
         }
+        p = scanned.p;
+        const bool key_escaped = scanned.escaped;
         if (depth == 1 && !member.empty()) {
           const std::string_view k(reinterpret_cast<const char*>(key),
                                    static_cast<std::size_t>(p - 1 - key));
@@ -400,8 +417,8 @@ Checked check(std::string_view text, std::size_t max_depth, std::string_view mem
         continue;
       }
       case '"':
-        ++p;
-        if (!scan_string(p, end, escaped)) {
+        p = scan_string(p + 1, end).p;
+        if (p == nullptr) {
           return fail(Problem::not_json);
         }
         break;
@@ -424,7 +441,8 @@ Checked check(std::string_view text, std::size_t max_depth, std::string_view mem
         if (*p != '-' && !digit(*p)) {
           return fail(Problem::not_json);
         }
-        if (!scan_number(p, end)) {
+        p = scan_number(p, end);
+        if (p == nullptr) {
           return fail(Problem::not_json);
         }
         break;
@@ -471,10 +489,12 @@ Checked check(std::string_view text, std::size_t max_depth, std::string_view mem
           return fail(Problem::not_json);
         }
         const Ptr key = ++p;
-        bool key_escaped = false;
-        if (!scan_string(p, end, key_escaped)) {
+        const Scanned scanned = scan_string(p, end);
+        if (scanned.p == nullptr) {
           return fail(Problem::not_json);
         }
+        p = scanned.p;
+        const bool key_escaped = scanned.escaped;
         if (depth == 1 && !member.empty()) {
           const std::string_view k(reinterpret_cast<const char*>(key),
                                    static_cast<std::size_t>(p - 1 - key));
