@@ -145,15 +145,20 @@ int run_worker(const std::string& url, const std::string& conninfo, long target,
     prod = std::thread(producer);
   }
   long rss_peak = 0;
+  auto next_sample = Clock::now();
   while (static_cast<long>(worker->stats(kTable).entries_acked) < target) {
     uv_run(&loop, UV_RUN_ONCE);
-    rss_peak = std::max(rss_peak, rss_kib("VmRSS:"));
+    if (Clock::now() >= next_sample) {  // /proc reads are not free: sample every 50 ms
+      rss_peak = std::max(rss_peak, rss_kib("VmRSS:"));
+      next_sample = Clock::now() + 50ms;
+    }
     if (seconds_since(t0) > 600) {
       std::fprintf(stderr, "worker: timed out\n");
       return 1;
     }
   }
   double s = seconds_since(t0);
+  rss_peak = std::max(rss_peak, rss_kib("VmHWM:"));
   if (prod.joinable()) {
     prod.join();
   }

@@ -184,12 +184,17 @@ TEST_CASE("Worker: malformed entries are dead letters with a clear error; the st
   env.raw({"op", "upsert", "row", R"({"id":"x","name":"n","doc":[1,,2]})", "version", "1"});
   env.raw({"op", "upsert", "row", R"({"id":"x","name":"n","n":01})", "version", "1"});
   env.raw({"op", "upsert", "row", "{\"id\":\"x\",\"name\":\"\xff\"}", "version", "1"});
+  // Bytes the reader's framing must carry through: separators, newlines, NUL.
+  env.raw({"op", "upsert", "row", std::string("12:a b\n3:x\0y ", 14), "version", "1", "extra field",
+           "x"});
   env.raw({"op", "upsert", "row", R"({"id":"good","name":"n"})", "version", "1"});
   REQUIRE(rig.run_until([&] { return env.drained(); }));
   CHECK(wbtest::rows(env.pg, env.table) == std::vector<std::string>{"good|n|NULL|1"});
   auto dead = wbtest::entries(env.client(), env.dead());
-  REQUIRE(dead.size() == 16);
-  for (std::size_t i = 10; i < 16; ++i) {
+  REQUIRE(dead.size() == 17);
+  CHECK(dead[16]["row"] == std::string("12:a b\n3:x\0y ", 14));
+  CHECK(dead[16]["extra field"] == "x");
+  for (std::size_t i = 10; i < 17; ++i) {
     INFO(i);
     CHECK_THAT(dead[i]["error"], Catch::Contains("row is not JSON"));
   }
@@ -208,7 +213,7 @@ TEST_CASE("Worker: malformed entries are dead letters with a clear error; the st
     CHECK_THAT(dead[i]["error"], Catch::Contains(expected[i]));
     CHECK_THAT(dead[i]["error"], Catch::StartsWith("malformed entry"));
   }
-  CHECK(rig.stats(env.table).dead_letters == 16);
+  CHECK(rig.stats(env.table).dead_letters == 17);
 }
 
 TEST_CASE("Worker: configuration errors are start-up errors naming the column", "[worker]") {
