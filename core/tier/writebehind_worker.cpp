@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
 #include <deque>
 #include <map>
 #include <random>
@@ -469,7 +468,6 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     std::string pending_cursor = "0";
     std::string claim_cursor = "0-0";
     Clock::time_point next_claim;
-    std::optional<std::string> wait_from;  // nothing new after this id: wait, then read
     std::unique_ptr<Batch> inflight;
     std::unique_ptr<Batch> next;  // taken from the buffer and prepared while inflight runs
     std::unordered_set<std::string> unacked;  // committed or dead, ACK not confirmed yet
@@ -898,36 +896,15 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
                      });
         break;
       case Mode::live: {
-        if (t->wait_from) {
-          // Nothing new: a blocking XREAD on the table's own connection waits for the next
-          // entry without consuming it (and never holds up the commands connection).
-          auto op = raw({"XREAD", "COUNT", "1", "BLOCK", std::to_string(opts.block.count()),
-                         "STREAMS", t->stream, *t->wait_from});
-          op.timeout = opts.block + ms(5000);
-          t->reader->run(std::move(op), [w, t](Result<Reply> r) {
-            auto self = w.lock();
-            if (!self || self->closed) {
-              return;
-            }
-            t->reading = false;
-            t->wait_from.reset();
-            if (!r.ok() || r->is_error()) {
-              self->after(t, t->retry_timer, self->backoff(t, 0),
-                          [](Impl* s, Table* tb) { s->pump_read(tb); });
-              return;
-            }
-            self->pump_read(t);
-            self->check_stopped();
-          });
-          break;
-        }
-        auto op = single<Reply>(Command::eval(script("write_behind_read"), {t->stream},
-                                              {opts.group, opts.consumer, std::to_string(want)}),
-                                [](Reply&& r) -> Result<Reply> { return std::move(r); });
-        commands.run(std::move(op), [w, t](Result<Reply> r) {
+        // A blocking read on the table's own connection: it never holds up the commands.
+        auto op =
+            raw({"XREADGROUP", "GROUP", opts.group, opts.consumer, "COUNT", std::to_string(want),
+                 "BLOCK", std::to_string(opts.block.count()), "STREAMS", t->stream, ">"});
+        op.timeout = opts.block + ms(5000);
+        t->reader->run(std::move(op), [w, t](Result<Reply> r) {
           auto self = w.lock();
           if (self && !self->closed) {
-            self->on_live(t, std::move(r));
+            self->on_read(t, std::move(r), Mode::live);
           }
         });
         break;
@@ -939,7 +916,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     t->reading = false;
     if (!r.ok() || r->is_error()) {
       std::string why = r.ok() ? r->str : r.error().message;
-      if (r.ok() && r->str.find("NOGROUP") != std::string::npos) {
+      if (r.ok() && r->str.starts_with("NOGROUP")) {
         // The stream or group went away (Redis restarted without persistence, or the key
         // was deleted): create it again.
         spdlog::warn("write-behind {}: {}; creating the group again", t->cfg.name, why);
@@ -983,66 +960,6 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
         }
       }
     }
-    take(t, std::move(got));
-  }
-
-  void on_live(Table* t, Result<Reply> r) {
-    if (!r.ok() || r->is_error() || !r->is_array() || r->elements.size() < 2) {
-      if (r.ok() && !r->is_error()) {
-        r = Reply::error("write-behind read: unexpected reply");
-      }
-      on_read(t, std::move(r), Mode::live);
-      return;
-    }
-    t->reading = false;
-    if (r->elements[0].integer == 0) {
-      t->wait_from = r->elements[1].str;
-      pump_read(t);
-      check_stopped();
-      return;
-    }
-    take(t, parse_compact(r->elements[1].str));
-  }
-
-  // "<id> <items>\n" then "<length>:<bytes>" per field name and value, per entry.
-  static std::vector<Entry> parse_compact(const std::string& s) {
-    std::vector<Entry> out;
-    std::size_t i = 0;
-    while (i < s.size()) {
-      std::size_t sp = s.find(' ', i);
-      std::size_t nl = sp == std::string::npos ? sp : s.find('\n', sp);
-      if (nl == std::string::npos) {
-        break;
-      }
-      Entry e;
-      e.id = s.substr(i, sp - i);
-      long items = std::strtol(s.c_str() + sp + 1, nullptr, 10);
-      i = nl + 1;
-      std::string name;
-      for (long k = 0; k < items && i < s.size(); ++k) {
-        std::size_t colon = s.find(':', i);
-        if (colon == std::string::npos) {
-          return out;
-        }
-        std::size_t len = std::strtoull(s.c_str() + i, nullptr, 10);
-        i = colon + 1;
-        if (i + len > s.size()) {
-          return out;
-        }
-        if (k % 2 == 0) {
-          name.assign(s, i, len);
-        } else {
-          e.fields.emplace_back(std::move(name), s.substr(i, len));
-          name.clear();
-        }
-        i += len;
-      }
-      out.push_back(std::move(e));
-    }
-    return out;
-  }
-
-  void take(Table* t, std::vector<Entry> got) {
     // Entries whose ACK is on its way are already written: never write them again.
     std::erase_if(got, [&](const Entry& e) { return t->unacked.count(e.id) != 0; });
     if (!got.empty()) {
