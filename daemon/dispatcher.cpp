@@ -526,6 +526,20 @@ Dispatcher::PatternCounters& Dispatcher::pattern_counters(std::string_view label
   return patterns_.emplace(std::string(label), c).first->second;
 }
 
+std::chrono::system_clock::time_point Dispatcher::received_time() {
+  // One clock read per loop turn (uv_now changes when the loop wakes up), not per message:
+  // a backlog is read in turns of dozens of messages, and they all arrived before it began.
+  if (env_.loop == nullptr) {
+    return std::chrono::system_clock::now();
+  }
+  const std::uint64_t tick = uv_now(env_.loop);
+  if (tick != received_tick_ || received_at_ == std::chrono::system_clock::time_point{}) {
+    received_tick_ = tick;
+    received_at_ = std::chrono::system_clock::now();
+  }
+  return received_at_;
+}
+
 void Dispatcher::on_message(std::string_view pattern, std::string_view channel,
                             std::string_view payload) {
   if (!accepting_ || !current_) {
@@ -584,7 +598,7 @@ void Dispatcher::on_message(std::string_view pattern, std::string_view channel,
   event->channel = std::string(channel);
   event->pattern = std::string(label);
   event->raw_bytes = payload.size();
-  event->received = std::chrono::system_clock::now();
+  event->received = received_time();
   std::shared_ptr<const Event> shared = std::move(event);
 
   bool routed = false;

@@ -85,6 +85,8 @@ class Dispatcher {
     tier::metrics::Counter* unrouted = nullptr;
   };
   PatternCounters& pattern_counters(std::string_view label);
+  /// Event::received: the wall clock read once per loop turn.
+  std::chrono::system_clock::time_point received_time();
 
   struct StringHash {
     using is_transparent = void;
@@ -95,6 +97,8 @@ class Dispatcher {
   Config config_;  ///< the current one (limits, prefix)
   /// Bounded (labels are patterns, or channels of plain subscriptions): cleared when full.
   std::unordered_map<std::string, PatternCounters, StringHash, std::equal_to<>> patterns_;
+  std::uint64_t received_tick_ = 0;  ///< uv_now() of received_at_
+  std::chrono::system_clock::time_point received_at_{};
   std::shared_ptr<Generation> current_;
   std::vector<std::shared_ptr<Generation>> retiring_;
   bool accepting_ = true;

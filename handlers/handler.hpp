@@ -47,7 +47,7 @@ struct Event {
   /// needs_body(); otherwise null (the message was still fully validated).
   nlohmann::json body;
   std::size_t raw_bytes = 0;
-  std::chrono::system_clock::time_point received;
+  std::chrono::system_clock::time_point received;  ///< when the loop turn that read it began
   std::optional<std::string> id;  ///< the envelope's "id" field when it is a string
 };
 

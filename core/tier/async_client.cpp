@@ -10,6 +10,8 @@
 #include <deque>
 #include <random>
 
+#include "tier/reply_pool.hpp"
+
 namespace tier {
 
 const char* to_string(LinkState s) noexcept {
@@ -162,6 +164,8 @@ class AsyncLink : public std::enable_shared_from_this<AsyncLink> {
   virtual bool on_connected() { return true; }
   /// Periodic check while connected; return false to drop the connection.
   virtual bool healthy(Clock::time_point /*now*/) { return true; }
+  /// A new context, before it reads anything (its reply functions may still change).
+  virtual void prepare(redisAsyncContext* /*ac*/) {}
 
   void set_state(LinkState s, const std::string& why) {
     if (s == state_) {
@@ -281,6 +285,7 @@ class AsyncLink : public std::enable_shared_from_this<AsyncLink> {
     }
     ac_ = ac;
     ac->data = this;
+    prepare(ac);
     redisAsyncSetConnectCallback(ac, &AsyncLink::on_connect);
     redisAsyncSetDisconnectCallback(ac, &AsyncLink::on_disconnect);
     // The hello goes out as soon as the socket connects; PING last, so that its answer
@@ -576,6 +581,12 @@ class SubscriberLink : public AsyncLink {
     health_sent_ = {};
     last_health_ = Clock::now();
     return false;  // ready when every confirmation is in
+  }
+
+  void prepare(redisAsyncContext* ac) override {
+    // A flood arrives one reply at a time: recycle reply objects instead of ten heap round
+    // trips per message.
+    ac->c.reader->fn = pooled_reply_functions();
   }
 
   bool healthy(Clock::time_point now) override {
