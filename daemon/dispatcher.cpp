@@ -395,8 +395,17 @@ struct Dispatcher::Generation {
   /// generation, so the cache never outlives the handlers it points to.
   std::unordered_map<std::string, Route, Dispatcher::StringHash, std::equal_to<>> routes;
 
+  /// The last channel routed: a burst on one channel skips even the hash.
+  std::string last_channel;
+  const Route* last_route = nullptr;
+
   const Route& route(std::string_view channel) {
+    if (last_route != nullptr && channel == last_channel) {
+      return *last_route;
+    }
+    last_channel.assign(channel);
     if (auto it = routes.find(channel); it != routes.end()) {
+      last_route = &it->second;
       return it->second;
     }
     if (routes.size() >= kMaxCachedRoutes) {
@@ -413,7 +422,8 @@ struct Dispatcher::Generation {
         r.needs_body = r.needs_body || slot->needs_body || !slot->required.empty();
       }
     }
-    return routes.emplace(std::string(channel), std::move(r)).first->second;
+    last_route = &routes.emplace(std::string(channel), std::move(r)).first->second;
+    return *last_route;
   }
 };
 
@@ -505,7 +515,12 @@ void Dispatcher::retire(std::shared_ptr<Generation> gen, std::chrono::millisecon
 }
 
 Dispatcher::PatternCounters& Dispatcher::pattern_counters(std::string_view label) {
+  if (last_counters_ != nullptr && label == last_label_) {
+    return *last_counters_;
+  }
+  last_label_.assign(label);
   if (auto it = patterns_.find(label); it != patterns_.end()) {
+    last_counters_ = &it->second;
     return it->second;
   }
   if (patterns_.size() >= 1024) {
@@ -523,7 +538,8 @@ Dispatcher::PatternCounters& Dispatcher::pattern_counters(std::string_view label
   c.unrouted =
       &m.counter("tierd_messages_unrouted_total", "Valid messages no handler subscribed to")
            .with(labels);
-  return patterns_.emplace(std::string(label), c).first->second;
+  last_counters_ = &patterns_.emplace(std::string(label), c).first->second;
+  return *last_counters_;
 }
 
 std::chrono::system_clock::time_point Dispatcher::received_time() {

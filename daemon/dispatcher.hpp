@@ -97,6 +97,8 @@ class Dispatcher {
   Config config_;  ///< the current one (limits, prefix)
   /// Bounded (labels are patterns, or channels of plain subscriptions): cleared when full.
   std::unordered_map<std::string, PatternCounters, StringHash, std::equal_to<>> patterns_;
+  std::string last_label_;  ///< a burst on one pattern skips even the hash
+  PatternCounters* last_counters_ = nullptr;
   std::uint64_t received_tick_ = 0;  ///< uv_now() of received_at_
   std::chrono::system_clock::time_point received_at_{};
   std::shared_ptr<Generation> current_;
