@@ -65,7 +65,8 @@ struct Batch {
   std::vector<std::string> ack;                           // ids to acknowledge at the end
   std::size_t dead_inflight = 0;
   Clock::time_point started;
-  bool ready = false;  // parsed and coalesced
+  bool ready = false;     // parsed and coalesced
+  bool had_dead = false;  // some entries went to the dead letters
   // The statements of the first transaction, built ahead while the previous batch is in
   // PostgreSQL (the loop would otherwise wait idle).
   std::optional<std::vector<PgStatement>> prebuilt;
@@ -1428,6 +1429,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
                    excerpt(error, 200));
     }
     t->stats.dead_letters += b.dead.size();
+    b.had_dead = true;
     if (t->m_dead != nullptr) {
       t->m_dead->inc(static_cast<double>(b.dead.size()));
     }
@@ -1462,8 +1464,9 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     std::vector<std::string> ids = std::move(b.ack);
     ids.insert(ids.end(), t->ack_backlog.begin(), t->ack_backlog.end());
     t->ack_backlog.clear();
+    bool trim = b.had_dead;  // dead letters left the stream: the head may be trimmable now
     t->inflight.reset();
-    if (!ids.empty()) {
+    if (!ids.empty() || trim) {
       send_ack(t, std::move(ids));
     }
     if (t->next) {

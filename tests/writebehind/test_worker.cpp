@@ -379,3 +379,30 @@ TEST_CASE("Worker: JSON strings are decoded, nested values kept as JSON", "[work
         "{\"a\": [1, \"x\\ty\", null, true]}");
   CHECK(rig.stats(env.table).dead_letters == 0);
 }
+
+TEST_CASE("Worker: the stream is trimmed only below what every group still needs",
+          "[worker][trim]") {
+  Env env("wb_trim");
+  env.client().run(tier::raw({"XGROUP", "CREATE", env.stream(), "other", "0", "MKSTREAM"}));
+  Rig rig(env.redis.url(), env.pg.conninfo(), {wbtest::items_table(env.table)}, env.keys.prefix());
+  REQUIRE(rig.start().ok());
+  for (int i = 0; i < 30; ++i) {
+    env.put({{"id", "t" + std::to_string(i)}, {"name", "x"}}, 1);
+  }
+  REQUIRE(rig.run_until([&] { return rig.stats(env.table).entries_acked == 30; }));
+  CHECK(wbtest::pending(env.client(), env.stream()) == 0);
+  CHECK(env.pg.query("SELECT count(*) FROM " + env.table).at(0) == "30");
+  // Group "other" has read nothing yet: every entry stays for it.
+  CHECK(wbtest::xlen(env.client(), env.stream()) == 30);
+  // Once it has read and acknowledged 10, the next write-behind ACK trims those.
+  auto got = env.client().run(tier::raw(
+      {"XREADGROUP", "GROUP", "other", "o", "COUNT", "10", "STREAMS", env.stream(), ">"}));
+  std::vector<std::string> ack{"XACK", env.stream(), "other"};
+  for (auto& e : got.elements.at(0).elements.at(1).elements) {
+    ack.push_back(e.elements.at(0).str);
+  }
+  env.client().run(tier::raw(ack));
+  env.put({{"id", "t30"}, {"name", "x"}}, 1);
+  REQUIRE(rig.run_until([&] { return rig.stats(env.table).entries_acked == 31; }));
+  CHECK(rig.run_until([&] { return wbtest::xlen(env.client(), env.stream()) == 21; }));
+}
