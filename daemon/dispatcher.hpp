@@ -1,7 +1,8 @@
 #pragma once
-// The dispatcher: turns each pub/sub message into one immutable Event (parsed once),
-// rejects what is malformed, and routes the Event to every handler instance whose `on`
-// globs match the channel. Each instance has a bounded queue and a concurrency limit;
+// The dispatcher: validates each pub/sub message in one pass, rejects what is malformed,
+// and routes one immutable Event to every handler instance whose `on` globs match the
+// channel (routes cached per channel). The JSON tree is built once, and only when a handler
+// it goes to needs the body. Each instance has a bounded queue and a concurrency limit;
 // Retry results are re-run after a backoff, up to max_attempts (the core owns retries,
 // not the handlers). A reload installs a new generation of handlers; the old one stops
 // taking events and drains in the background.
