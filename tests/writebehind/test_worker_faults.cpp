@@ -40,7 +40,7 @@ void check_rows(const tiertest::PgServer& pg, const std::string& table, int n,
 
 }  // namespace
 
-TEST_CASE("Worker: PostgreSQL stopped, the backlog waits in Redis; all lands after start",
+TEST_CASE("Worker: PostgreSQL stopped for 10 s, the backlog waits in Redis; all lands after start",
           "[worker][fault]") {
   auto& redis = tiertest::redis();
   tiertest::PgServer pg;
@@ -65,6 +65,7 @@ TEST_CASE("Worker: PostgreSQL stopped, the backlog waits in Redis; all lands aft
   REQUIRE(rig.run_until(drained));
 
   pg.stop();
+  const auto stopped = std::chrono::steady_clock::now();
   enqueue(redis.client(), wb, table, 50, 400, 2);
   for (int i = 50; i < 400; ++i) {
     expected[i] = 2;
@@ -85,6 +86,9 @@ TEST_CASE("Worker: PostgreSQL stopped, the backlog waits in Redis; all lands aft
   CHECK(rig.registry().value("tierd_writebehind_retries_total", {{"table", table}}) >= 3);
   CHECK(wbtest::xlen(redis.client(), stream) == 350);
 
+  // Down for 10 s in all (the loop keeps running meanwhile: retries, status refresh).
+  rig.run_until([&] { return std::chrono::steady_clock::now() - stopped >= 10s; }, 15s);
+  CHECK(wbtest::xlen(redis.client(), stream) == 350);
   pg.start();
   REQUIRE(rig.run_until(drained, 30s));
   check_rows(pg, table, 400, expected);
