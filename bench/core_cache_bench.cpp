@@ -2,11 +2,13 @@
 // be compared: C clients (one thread and one pooled connection each), N requests in total,
 // keys drawn from a keyspace of R, values of D bytes, and P commands per round trip
 // (P = 1: one op per round trip; P > 1: a tier::Pipeline of P cache ops).
-// get/set go through tier::Cache (key checks, JSON encode/decode, hit counters); rawget/rawset
+// get/set go through tier::Cache (key checks, JSON encode/decode, hit counters); textget/textset
+// through Cache::get_text/set_text (key checks, JSON validation without a DOM); rawget/rawset
 // send the same GET/SET through the same Client as tier::raw ops, which isolates the
 // transport's cost from the cache layer's.
 //
-//   core_cache_bench URL get|set|rawget|rawset CLIENTS REQUESTS PIPELINE VALUE_BYTES KEYSPACE
+//   core_cache_bench URL get|set|textget|textset|rawget|rawset CLIENTS REQUESTS PIPELINE
+//   VALUE_BYTES KEYSPACE
 // prints:  RESULT <op> c=<C> P=<P> <ops per second>
 
 #include <atomic>
@@ -27,6 +29,7 @@ struct Params {
   std::string url;
   bool get = true;
   bool raw = false;
+  bool text = false;
   int clients = 1;
   long requests = 100000;
   int pipeline = 1;
@@ -55,6 +58,12 @@ void worker(tier::Client& client, const tier::Cache& cache, const Params& p, lon
           p.get ? tier::raw({"GET", std::move(k)}) : tier::raw({"SET", std::move(k), raw_value});
       pipe.add(std::move(op),
                [&](tier::Result<tier::Reply> r) { check(r.ok() && !r->is_error()); });
+    } else if (p.text && p.get) {
+      pipe.add(cache.get_text(key()),
+               [&](tier::Result<std::optional<std::string>> r) { check(r.ok()); });
+    } else if (p.text) {
+      pipe.add(cache.set_text(key(), raw_value),
+               [&](tier::Result<tier::Unit> r) { check(r.ok()); });
     } else if (p.get) {
       pipe.add(cache.get(key()), [&](tier::Result<std::optional<tier::Json>> r) { check(r.ok()); });
     } else {
@@ -65,7 +74,11 @@ void worker(tier::Client& client, const tier::Cache& cache, const Params& p, lon
   while (done < ops) {
     try {
       if (p.pipeline <= 1 && !p.raw) {
-        if (p.get) {
+        if (p.text && p.get) {
+          (void)client.run(cache.get_text(key()));
+        } else if (p.text) {
+          client.run(cache.set_text(key(), raw_value));
+        } else if (p.get) {
           (void)client.run(cache.get(key()));
         } else {
           client.run(cache.set(key(), value));
@@ -91,17 +104,18 @@ void worker(tier::Client& client, const tier::Cache& cache, const Params& p, lon
 
 int main(int argc, char** argv) {
   if (argc != 8) {
-    std::fprintf(
-        stderr,
-        "usage: %s URL get|set|rawget|rawset CLIENTS REQUESTS PIPELINE VALUE_BYTES KEYSPACE\n",
-        argv[0]);
+    std::fprintf(stderr,
+                 "usage: %s URL get|set|textget|textset|rawget|rawset CLIENTS REQUESTS PIPELINE "
+                 "VALUE_BYTES KEYSPACE\n",
+                 argv[0]);
     return 2;
   }
   Params p;
   p.url = argv[1];
   std::string op = argv[2];
-  p.get = op == "get" || op == "rawget";
+  p.get = op == "get" || op == "rawget" || op == "textget";
   p.raw = op.starts_with("raw");
+  p.text = op.starts_with("text");
   p.clients = std::atoi(argv[3]);
   p.requests = std::atol(argv[4]);
   p.pipeline = std::atoi(argv[5]);

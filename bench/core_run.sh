@@ -68,14 +68,20 @@ for c in $CLIENTS; do
     [ "$p" -gt 1 ] && n=$PIPELINED_REQUESTS
     # set before get, so that the GETs find values.
     ops="set get"
-    # With pipelining, also the transport alone (tier::raw ops, no key checks or JSON).
-    [ "$p" -gt 1 ] && ops="set get rawset rawget"
+    # Also Cache::set_text/get_text (key checks and JSON validation, no DOM), and with
+    # pipelining the transport alone (tier::raw ops, no key checks or JSON).
+    ops="set get textset textget"
+    [ "$p" -gt 1 ] && ops="$ops rawset rawget"
     for op in $ops; do
       peer_op=${op#raw}
+      peer_op=${peer_op#text}
       peer=$(for _ in $(seq "$REPEAT"); do rb "$peer_op" "$c" "$p" "$n"; echo; done | best)
       mine=$(for _ in $(seq "$REPEAT"); do ours "$op" "$c" "$p" "$n"; done | best)
       label="${peer_op^^} -c $c -P $p"
-      [ "$op" != "$peer_op" ] && label="$label (raw transport)"
+      case $op in
+        raw*) label="$label (raw transport)" ;;
+        text*) label="$label (JSON text)" ;;
+      esac
       rows+=("$(row "$label" "$mine" "$peer" "$(ratio "$mine" "$peer")")")
       echo "${rows[-1]}" >&2
     done

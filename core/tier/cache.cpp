@@ -2,9 +2,15 @@
 
 #include <random>
 
+#include "tier/json_check.hpp"
 #include "tier/keys.hpp"
 
 namespace tier {
+
+namespace {
+// Nesting accepted in cached values (nlohmann's DOM parser recurses per level).
+constexpr std::size_t kMaxValueDepth = 512;
+}  // namespace
 
 const char* to_string(Tier t) noexcept {
   switch (t) {
@@ -142,11 +148,15 @@ Result<std::string> Cache::encode(const Json& value, std::string_view key) const
     return Error{ErrorKind::invalid, "value for key '" + excerpt(key) + "': " + e.what()};
   }
   if (options_.max_value_bytes != 0 && text.size() > options_.max_value_bytes) {
-    return Error{ErrorKind::invalid, "value for key '" + excerpt(key) + "' is " +
-                                         std::to_string(text.size()) + " bytes, over the " +
-                                         std::to_string(options_.max_value_bytes) + "-byte limit"};
+    return too_large(key, text.size());
   }
   return text;
+}
+
+Error Cache::too_large(std::string_view key, std::size_t bytes) const {
+  return Error{ErrorKind::invalid, "value for key '" + excerpt(key) + "' is " +
+                                       std::to_string(bytes) + " bytes, over the " +
+                                       std::to_string(options_.max_value_bytes) + "-byte limit"};
 }
 
 Op<Unit> Cache::set(const TierKey& k, const Json& value,
@@ -154,17 +164,38 @@ Op<Unit> Cache::set(const TierKey& k, const Json& value,
   if (k.invalid) {
     return Op<Unit>::fail(*k.invalid);
   }
-  if (ttl && ttl->count() <= 0) {
-    return Op<Unit>::fail(
-        Error{ErrorKind::invalid, "ttl for key '" + excerpt(k.key) + "' must be positive"});
-  }
   auto text = encode(value, k.key);
   if (!text.ok()) {
     return Op<Unit>::fail(text.error());
   }
+  return set_encoded(k, std::move(text).value(), ttl);
+}
+
+Op<Unit> Cache::set_text(const TierKey& k, std::string json_text,
+                         std::optional<std::chrono::seconds> ttl) const {
+  if (k.invalid) {
+    return Op<Unit>::fail(*k.invalid);
+  }
+  if (options_.max_value_bytes != 0 && json_text.size() > options_.max_value_bytes) {
+    return Op<Unit>::fail(too_large(k.key, json_text.size()));
+  }
+  if (auto problem = json::check_value(json_text, kMaxValueDepth); problem != json::Problem::none) {
+    return Op<Unit>::fail(Error{
+        ErrorKind::invalid,
+        "value for key '" + excerpt(k.key) + "' is not JSON (" + json::reason(problem) + ")"});
+  }
+  return set_encoded(k, std::move(json_text), ttl);
+}
+
+Op<Unit> Cache::set_encoded(const TierKey& k, std::string text,
+                            std::optional<std::chrono::seconds> ttl) const {
+  if (ttl && ttl->count() <= 0) {
+    return Op<Unit>::fail(
+        Error{ErrorKind::invalid, "ttl for key '" + excerpt(k.key) + "' must be positive"});
+  }
   auto t = effective_ttl(k.tier, ttl);
   return single<Unit>(
-      Command::of(args_of("SET", k.key, std::move(text).value(), "EX", std::to_string(t.count()))),
+      Command::of(args_of("SET", k.key, std::move(text), "EX", std::to_string(t.count()))),
       [key = k.key](Reply&& r) -> Result<Unit> {
         // The error context is built only on the error path: this runs for every SET.
         if (r.type == Reply::Type::status) {
@@ -174,28 +205,48 @@ Op<Unit> Cache::set(const TierKey& k, const Json& value,
       });
 }
 
-Op<std::optional<Json>> Cache::get(const TierKey& k) const {
-  using T = std::optional<Json>;
+template <class T, class Decode>
+Op<std::optional<T>> Cache::get_as(const TierKey& k, Decode decode) const {
+  using R = std::optional<T>;
   if (k.invalid) {
-    return Op<T>::fail(*k.invalid);
+    return Op<R>::fail(*k.invalid);
   }
-  return single<T>(Command::of(args_of("GET", k.key)),
-                   [key = k.key, tier = k.tier, c = counters_](Reply&& r) -> Result<T> {
+  return single<R>(Command::of(args_of("GET", k.key)),
+                   [key = k.key, tier = k.tier, c = counters_,
+                    decode = std::move(decode)](Reply&& r) -> Result<R> {
                      auto i = static_cast<int>(tier);
                      if (r.is_nil()) {
                        ++c->misses[i];
-                       return T{};
+                       return R{};
                      }
                      if (!r.is_string()) {
                        return reply_error(r, "GET " + excerpt(key));
                      }
                      ++c->hits[i];
-                     auto j = decode_json(r.str, key);
-                     if (!j.ok()) {
-                       return j.error();
+                     Result<T> v = decode(std::move(r.str), key);
+                     if (!v.ok()) {
+                       return v.error();
                      }
-                     return T{std::move(j).value()};
+                     return R{std::move(v).value()};
                    });
+}
+
+Op<std::optional<Json>> Cache::get(const TierKey& k) const {
+  return get_as<Json>(
+      k, [](std::string&& text, const std::string& key) { return decode_json(text, key); });
+}
+
+Op<std::optional<std::string>> Cache::get_text(const TierKey& k) const {
+  return get_as<std::string>(
+      k, [](std::string&& text, const std::string& key) -> Result<std::string> {
+        if (auto problem = json::check_value(text, kMaxValueDepth);
+            problem != json::Problem::none) {
+          return Error{ErrorKind::decode, "value of key '" + excerpt(key) + "' is not JSON (" +
+                                              json::reason(problem) + "): '" + excerpt(text, 40) +
+                                              "'"};
+        }
+        return std::move(text);
+      });
 }
 
 Op<bool> Cache::del(const TierKey& k) const {

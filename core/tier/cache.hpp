@@ -78,6 +78,13 @@ class Cache {
   /// The stored JSON, or nullopt. A value that is not JSON fails with `decode`; a key of
   /// another type with `reply` (WRONGTYPE), both naming the key.
   Op<std::optional<Json>> get(const TierKey& k) const;
+  /// Stores JSON text as it is, after checking it is one JSON value (RFC 8259) within
+  /// max_value_bytes: for values that arrive already serialized, with no DOM built.
+  Op<Unit> set_text(const TierKey& k, std::string json_text,
+                    std::optional<std::chrono::seconds> ttl = std::nullopt) const;
+  /// The stored JSON text, checked but not parsed (for callers that pass JSON through,
+  /// e.g. into an HTTP response). Counts hits and misses like get().
+  Op<std::optional<std::string>> get_text(const TierKey& k) const;
   /// True when the key existed (UNLINK).
   Op<bool> del(const TierKey& k) const;
   Op<bool> exists(const TierKey& k) const;
@@ -109,6 +116,11 @@ class Cache {
 
  private:
   /// prefix + parts joined with ':'.
+  Op<Unit> set_encoded(const TierKey& k, std::string text,
+                       std::optional<std::chrono::seconds> ttl) const;
+  template <class T, class Decode>
+  Op<std::optional<T>> get_as(const TierKey& k, Decode decode) const;
+  Error too_large(std::string_view key, std::size_t bytes) const;
   TierKey make(Tier t, std::initializer_list<std::string_view> parts,
                std::optional<Error> invalid) const;
 

@@ -332,7 +332,10 @@ const char* reason(Problem p) {
   return "not_json";
 }
 
-Checked check(std::string_view text, std::size_t max_depth, std::string_view member) {
+namespace {
+
+Checked check_impl(std::string_view text, std::size_t max_depth, std::string_view member,
+                   bool require_object) {
   max_depth = std::min(max_depth, kDepthCap);
   const Ptr begin = reinterpret_cast<Ptr>(text.data());
   const Ptr end = begin + text.size();
@@ -466,7 +469,7 @@ Checked check(std::string_view text, std::size_t max_depth, std::string_view mem
         if (p != end) {
           return fail(Problem::not_json);  // trailing garbage
         }
-        if (!top_object) {
+        if (require_object && !top_object) {
           return fail(Problem::not_object);
         }
         return out;
@@ -514,6 +517,16 @@ Checked check(std::string_view text, std::size_t max_depth, std::string_view mem
       break;  // a value follows
     }
   }
+}
+
+}  // namespace
+
+Checked check(std::string_view text, std::size_t max_depth, std::string_view member) {
+  return check_impl(text, max_depth, member, /*require_object=*/true);
+}
+
+Problem check_value(std::string_view text, std::size_t max_depth) {
+  return check_impl(text, max_depth, {}, /*require_object=*/false).problem;
 }
 
 std::string unescape(std::string_view raw) {

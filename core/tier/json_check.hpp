@@ -50,6 +50,10 @@ struct Checked {
 /// `member`, when non-empty, names a top-level key whose value is reported in `member`.
 Checked check(std::string_view text, std::size_t max_depth, std::string_view member = {});
 
+/// Validates `text` as any JSON value (object, array, string, number, literal) nested at
+/// most `max_depth` deep; never answers not_object.
+Problem check_value(std::string_view text, std::size_t max_depth);
+
 /// Decodes the raw contents of a string that check() accepted (escapes, \u pairs).
 std::string unescape(std::string_view raw);
 

@@ -267,3 +267,42 @@ TEST_CASE("stats: INFO as typed fields", "[stats]") {
   CHECK(info->total_commands_processed > 0);
   CHECK(info->raw.count("tcp_port") == 1);
 }
+
+TEST_CASE("JSON text: set_text/get_text check the text without building a DOM", "[cache]") {
+  auto& redis = tiertest::redis();
+  Runner run(transport(), redis.url());
+  tiertest::TestKeys keys(redis.client(), "text");
+  tier::Cache cache({.prefix = keys.prefix(), .max_value_bytes = 64});
+  auto k = cache.session("s", "t");
+  REQUIRE(run.run(cache.set_text(k, R"({"a": [1, 2.5e3, "\u00e9"]})")).ok());
+  auto got = run.run(cache.get_text(k));
+  REQUIRE(got.ok());
+  REQUIRE(got->has_value());
+  CHECK(**got == R"({"a": [1, 2.5e3, "\u00e9"]})");  // byte for byte
+  CHECK((**run.run(cache.get(k)))["a"][1] == 2500);  // and readable as JSON
+  REQUIRE(run.run(cache.set_text(k, "\"just a string\"")).ok());
+  CHECK(**run.run(cache.get_text(k)) == "\"just a string\"");
+  CHECK(run.run(cache.ttl(k))->value().count() <= 300);
+  CHECK_FALSE(run.run(cache.get_text(cache.session("s", "absent")))->has_value());
+  CHECK(cache.stats().hits[int(tier::Tier::session)] == 3);
+  CHECK(cache.stats().misses[int(tier::Tier::session)] == 1);
+
+  for (std::string bad : {"", "{", "{\"a\":1} x", "nul", "\"\xff\"", "[1,]"}) {
+    auto r = run.run(cache.set_text(k, bad));
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().kind == tier::ErrorKind::invalid);
+    CHECK_THAT(r.error().message, Catch::Contains("not JSON"));
+  }
+  auto big = run.run(cache.set_text(k, "\"" + std::string(100, 'x') + "\""));
+  REQUIRE_FALSE(big.ok());
+  CHECK_THAT(big.error().message, Catch::Contains("64-byte limit"));
+  // What is stored is untouched by the refused writes.
+  CHECK(**run.run(cache.get_text(k)) == "\"just a string\"");
+
+  redis.client().run(tier::raw({"SET", k.key, "{not json"}));
+  auto r = run.run(cache.get_text(k));
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().kind == tier::ErrorKind::decode);
+  CHECK_THAT(r.error().message, Catch::Contains(k.key));
+  CHECK_FALSE(run.run(cache.set_text(cache.session("", "t"), "1")).ok());
+}
