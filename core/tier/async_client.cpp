@@ -1,4 +1,5 @@
 #include "tier/async_client.hpp"
+#include "tier/resolve.hpp"
 
 #include <arpa/inet.h>
 #include <hiredis/adapters/libuv.h>
@@ -228,45 +229,17 @@ class AsyncLink : public std::enable_shared_from_this<AsyncLink> {
 
   // hiredis resolves names with a blocking getaddrinfo; do it on libuv's thread pool.
   void resolve() {
-    struct Req {
-      uv_getaddrinfo_t req;
-      std::weak_ptr<AsyncLink> link;
-    };
-    auto* r = new Req;
-    r->link = weak_from_this();
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    int rc = uv_getaddrinfo(
-        loop_, &r->req,
-        [](uv_getaddrinfo_t* req, int status, addrinfo* res) {
-          auto* r = reinterpret_cast<Req*>(req);
-          auto link = r->link.lock();
-          delete r;
-          if (!link || link->state_ != LinkState::connecting) {
-            uv_freeaddrinfo(res);
-            return;
-          }
-          if (status != 0 || res == nullptr) {
-            uv_freeaddrinfo(res);
-            link->reset_connection("resolve " + link->opts_.endpoint.host + ": " +
-                                   uv_strerror(status));
-            return;
-          }
-          char ip[INET6_ADDRSTRLEN] = {0};
-          if (res->ai_family == AF_INET6) {
-            uv_ip6_name(reinterpret_cast<sockaddr_in6*>(res->ai_addr), ip, sizeof ip);
-          } else {
-            uv_ip4_name(reinterpret_cast<sockaddr_in*>(res->ai_addr), ip, sizeof ip);
-          }
-          uv_freeaddrinfo(res);
-          link->attach(redisAsyncConnect(ip, link->opts_.endpoint.port));
-        },
-        opts_.endpoint.host.c_str(), nullptr, &hints);
-    if (rc != 0) {
-      delete r;
-      reset_connection(std::string("resolve: ") + uv_strerror(rc));
-    }
+    resolve_host(loop_, opts_.endpoint.host, [weak = weak_from_this()](Result<std::string> ip) {
+      auto link = weak.lock();
+      if (!link || link->state_ != LinkState::connecting) {
+        return;
+      }
+      if (!ip.ok()) {
+        link->reset_connection(ip.error().message);
+        return;
+      }
+      link->attach(redisAsyncConnect(ip->c_str(), link->opts_.endpoint.port));
+    });
   }
 
   void attach(redisAsyncContext* ac) {

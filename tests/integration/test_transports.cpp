@@ -189,3 +189,33 @@ TEST_CASE("Client: a server that stops answering times out the command", "[clien
   // The timed-out connections were dropped; a new one works.
   CHECK(client.try_run(tier::raw({"PING"})).ok());
 }
+
+TEST_CASE("AsyncClient: host names are resolved off the loop; unknown names fail cleanly",
+          "[async]") {
+  auto& redis = tiertest::redis();
+  tiertest::TestLoop loop;
+  tier::AsyncOptions o;
+  o.endpoint = tier::RedisEndpoint::parse(redis.url());
+  o.endpoint.host = "localhost";
+  tier::AsyncClient client(loop.get(), o);
+  client.start();
+  std::optional<tier::Result<tier::Reply>> r;
+  client.run(tier::raw({"PING"}), [&](auto res) { r.emplace(std::move(res)); });
+  REQUIRE(loop.run_until([&] { return r.has_value(); }));
+  CHECK(r->ok());
+
+  tier::AsyncOptions bad = o;
+  bad.endpoint.host = "no-such-host.invalid";
+  bad.command_timeout = 300ms;
+  tier::AsyncClient nowhere(loop.get(), bad);
+  std::vector<std::string> reasons;
+  nowhere.on_state([&](tier::LinkState, const std::string& why) { reasons.push_back(why); });
+  nowhere.start();
+  std::optional<tier::Result<tier::Reply>> lost;
+  nowhere.run(tier::raw({"PING"}), [&](auto res) { lost.emplace(std::move(res)); });
+  REQUIRE(loop.run_until([&] { return lost.has_value(); }, 3s));
+  CHECK(lost->error().kind == tier::ErrorKind::timeout);
+  CHECK(std::any_of(reasons.begin(), reasons.end(), [](const std::string& w) {
+    return w.find("resolve no-such-host.invalid") != std::string::npos;
+  }));
+}
