@@ -69,5 +69,6 @@ Json parse_json_arg(const std::string& text, const std::string& what);
 void add_cache_commands(CLI::App& app, Context& ctx);
 void add_pubsub_commands(CLI::App& app, Context& ctx);
 void add_admin_commands(CLI::App& app, Context& ctx);
+void add_wb_commands(CLI::App& app, Context& ctx);
 
 }  // namespace tierctl

@@ -53,13 +53,18 @@ int main(int argc, char** argv) {
   tierctl::add_cache_commands(app, ctx);
   tierctl::add_pubsub_commands(app, ctx);
   tierctl::add_admin_commands(app, ctx);
+  tierctl::add_wb_commands(app, ctx);
   app.footer(
-      std::string("Examples:\n"
-                  "  tierctl set --tier session s-1 prefs '{\"theme\":\"dark\"}' --ttl 600\n"
-                  "  tierctl --json get --tier global model gpt-4 latency\n"
-                  "  tierctl publish events:version_promoted '{\"id\":\"e-1\",\"version\":3}'\n"
-                  "  tierctl subscribe 'events:*' --count 1\n"
-                  "  tierctl invalidate 'project:42:*'\n\n") +
+      std::string(
+          "Examples:\n"
+          "  tierctl set --tier session s-1 prefs '{\"theme\":\"dark\"}' --ttl 600\n"
+          "  tierctl --json get --tier global model gpt-4 latency\n"
+          "  tierctl publish events:version_promoted '{\"id\":\"e-1\",\"version\":3}'\n"
+          "  tierctl subscribe 'events:*' --count 1\n"
+          "  tierctl invalidate 'project:42:*'\n"
+          "  tierctl wb enqueue analysis_results '{\"project_id\":\"p1\",\"code_hash\":\"ab\"}' "
+          "--version 3\n"
+          "  tierctl wb status\n\n") +
       tierctl::kExitCodesHelp);
 
   try {
