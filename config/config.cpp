@@ -271,6 +271,9 @@ Config parse_config(std::string_view yaml_text, const std::string& source, const
   c.shutdown_timeout =
       std::chrono::milliseconds(top.integer("shutdown_timeout_ms", 10000, 1, 3600 * 1000));
 
+  // The first write_behind section, for the PostgreSQL check once the environment is in.
+  std::string write_behind_path;
+  int write_behind_line = 0;
   if (top.has("handlers")) {
     YAML::Node hs = top.get("handlers");
     if (!hs.IsSequence()) {
@@ -299,6 +302,10 @@ Config parse_config(std::string_view yaml_text, const std::string& source, const
             "unknown handler type '" + tier::excerpt(h.type, 40) + "' (known: " + known + ")");
       }
       h.build = (*factory)(section, path);
+      if (h.type == "write_behind" && write_behind_path.empty()) {
+        write_behind_path = path;
+        write_behind_line = yaml::line_of(section);
+      }
       read_common(section, path, h, c.subscribe);
       for (const auto& other : c.handlers) {
         if (other.name == h.name) {
@@ -319,6 +326,13 @@ Config parse_config(std::string_view yaml_text, const std::string& source, const
   if (auto v = env("TIERD_POSTGRES_URL"); v && !v->empty()) {
     c.postgres_conninfo = *v;
     check_postgres(c.postgres_conninfo, env_path("TIERD_POSTGRES_URL"), 0, false);
+  }
+  // Refused here rather than when the handler starts: --check-config and a reload say so
+  // too, and the message tells where the URL goes.
+  if (!write_behind_path.empty() && c.postgres_conninfo.empty()) {
+    throw ConfigError(write_behind_path, write_behind_line,
+                      "the write_behind handler needs PostgreSQL: set TIERD_POSTGRES_URL (or "
+                      "postgres.conninfo), or remove this handler section");
   }
   if (auto v = env("TIERD_HTTP_LISTEN"); v && !v->empty()) {
     auto [host, port] = parse_listen(*v, env_path("TIERD_HTTP_LISTEN"), 0);

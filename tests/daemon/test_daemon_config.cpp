@@ -51,8 +51,9 @@ struct Run {
   std::string output;
 };
 
-Run run_tierd(const std::string& args) {
-  const std::string cmd = std::string(TIERD_PATH) + " " + args + " 2>&1";
+// `env` goes before the command: "VAR=value " or "env -u VAR ".
+Run run_tierd(const std::string& args, const std::string& env = "") {
+  const std::string cmd = env + std::string(TIERD_PATH) + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   REQUIRE(p != nullptr);
   std::string out;
@@ -68,19 +69,47 @@ Run run_tierd(const std::string& args) {
 }  // namespace
 
 TEST_CASE("the built-in default config is the documented example and is valid") {
-  const Config c = tierd::parse_config(tierd::default_config_text(), "<built-in>", kNoEnv);
+  const Config c = tierd::parse_config(
+      tierd::default_config_text(), "<built-in>",
+      env_of({{"TIERD_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"}}));
   CHECK(c.redis_url == "redis://127.0.0.1:6379/0");
   CHECK(c.http_host == "127.0.0.1");
   CHECK(c.http_port == 9464);
   CHECK(c.subscribe == std::vector<std::string>{"events:*", "system:*", "notifications:*"});
   CHECK(c.max_message_bytes == 1048576);
-  REQUIRE(c.handlers.size() == 1);
+  REQUIRE(c.handlers.size() == 2);
   CHECK(c.handlers[0].type == "invalidate");
   CHECK(c.handlers[0].on.size() == 2);
+  // The demo table of scripts/demo_schema.sql, so scripts/run persists rows out of the box.
+  CHECK(c.handlers[1].type == "write_behind");
+  CHECK(c.handlers[1].on == std::vector<std::string>{"system:write_behind_flush"});
+  const std::string text(tierd::default_config_text());
+  CHECK(text.find("- name: analysis_results") != std::string::npos);
+  CHECK(text.find("key_columns: [project_id, code_hash]") != std::string::npos);
   // The example file on disk and the embedded text are the same.
   std::ifstream in(std::string(TIERD_SOURCE_DIR) + "/config/tierd.example.yaml");
   std::string disk((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   CHECK(disk == tierd::default_config_text());
+}
+
+TEST_CASE("the built-in config without PostgreSQL is refused, naming the section and the fix") {
+  try {
+    tierd::parse_config(tierd::default_config_text(), "<built-in>", kNoEnv);
+    FAIL("no error");
+  } catch (const tierd::ConfigError& e) {
+    const std::string what = e.what();
+    INFO(what);
+    CHECK(e.path() == "handlers[1]");
+    CHECK(e.line() > 0);
+    CHECK_THAT(what, Catch::Contains("write_behind handler needs PostgreSQL"));
+    CHECK_THAT(what, Catch::Contains("TIERD_POSTGRES_URL"));
+  }
+  // postgres.conninfo in the file works as well as the environment.
+  const Config c = parse(
+      "postgres:\n  conninfo: \"host=/tmp dbname=app\"\nhandlers:\n  - type: write_behind\n"
+      "    on: [\"system:write_behind_flush\"]\n    tables:\n      - name: t\n"
+      "        key_columns: [id]\n");
+  CHECK(c.handlers.size() == 1);
 }
 
 TEST_CASE("an empty config takes every default") {
@@ -302,11 +331,18 @@ TEST_CASE("tierd --check-config: exit 0 for a valid file, 78 with path and line 
     std::ofstream(p) << text;
     return p;
   };
-  const Run ok =
-      run_tierd("--check-config " + std::string(TIERD_SOURCE_DIR) + "/config/tierd.example.yaml");
+  const std::string example = std::string(TIERD_SOURCE_DIR) + "/config/tierd.example.yaml";
+  const Run ok = run_tierd("--check-config " + example,
+                           "TIERD_POSTGRES_URL=postgresql://postgres@127.0.0.1:1/postgres ");
   INFO(ok.output);
   CHECK(ok.status == 0);
-  CHECK(ok.output.find("ok (1 handler(s))") != std::string::npos);
+  CHECK(ok.output.find("ok (2 handler(s))") != std::string::npos);
+  // Its write_behind section needs PostgreSQL from the file or the environment.
+  const Run no_pg = run_tierd("--check-config " + example, "env -u TIERD_POSTGRES_URL ");
+  INFO(no_pg.output);
+  CHECK(no_pg.status == 78);
+  CHECK(no_pg.output.find("handlers[1] (line") != std::string::npos);
+  CHECK(no_pg.output.find("set TIERD_POSTGRES_URL") != std::string::npos);
 
   const Run bad = run_tierd("--check-config " +
                             write("bad.yaml",

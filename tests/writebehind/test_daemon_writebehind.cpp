@@ -211,7 +211,9 @@ namespace {
 std::pair<int, std::string> check_config(const std::string& handler_yaml) {
   tiertest::TempDir dir("wb-check");
   const std::string path = dir.path() + "/tierd.yaml";
-  std::ofstream(path) << "handlers:\n" << handler_yaml;
+  // --check-config does not connect: any conninfo will do.
+  std::ofstream(path) << "postgres:\n  conninfo: \"host=/tmp dbname=app\"\nhandlers:\n"
+                      << handler_yaml;
   tiertest::Process p;
   p.spawn({TIERD_PATH, "--check-config", path}, dir.path() + "/out.log");
   int status = p.stop(0, 10000);
