@@ -185,6 +185,24 @@ struct App::Impl {
       r.ready = r.ready && pg == tier::LinkState::ready;
       body += ",\"postgres\":" + json_escape(tier::to_string(pg));
     }
+    // A write_behind table that failed its start-up check (a typo in a column) stores
+    // nothing until the config is fixed: its handler holds tierd_writebehind_table_up at 0.
+    if (const auto* up = metrics.find_gauge("tierd_writebehind_table_up")) {
+      std::string down;
+      for (const auto& [labels, gauge] : up->series()) {
+        if (gauge->value() == 0) {
+          for (const auto& [k, v] : labels) {
+            if (k == "table") {
+              down += (down.empty() ? "" : ",") + json_escape(v);
+            }
+          }
+        }
+      }
+      if (!down.empty()) {
+        r.ready = false;
+        body += ",\"write_behind_tables_down\":[" + down + "]";
+      }
+    }
     body = "{\"ready\":" + std::string(r.ready ? "true" : "false") + body;
     if (stopping) {
       body += ",\"stopping\":true";

@@ -165,6 +165,11 @@ Family<Histogram>& Registry::histogram(const std::string& name, const std::strin
   return *entries_.back().second.histogram;
 }
 
+const Family<Gauge>* Registry::find_gauge(std::string_view name) const {
+  const Entry* e = find_entry(name);
+  return e == nullptr || e->type != Type::gauge ? nullptr : e->gauge.get();
+}
+
 double Registry::value(std::string_view name, const Labels& labels) const {
   const Entry* e = find_entry(name);
   if (e == nullptr) {

@@ -128,6 +128,9 @@ class Registry {
 
   /// Current value of a counter or gauge series, or a histogram's count; 0 when absent.
   double value(std::string_view name, const Labels& labels = {}) const;
+  /// The gauge family of this name (read-only, e.g. for /readyz); nullptr when it was never
+  /// declared or is not a gauge.
+  const Family<Gauge>* find_gauge(std::string_view name) const;
 
   /// Every family, in declaration order, in Prometheus text format 0.0.4.
   std::string render() const;

@@ -293,3 +293,80 @@ TEST_CASE("tierd write_behind: SIGHUP while rows flow; the new instance takes ov
   }
   CHECK(starts == 2);
 }
+
+namespace {
+
+std::string log_of(const tiertest::TempDir& dir) {
+  std::ifstream in(dir.path() + "/tierd.log");
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// Status code and body of GET http://127.0.0.1:<port><path> ("000" when nothing answers).
+std::pair<std::string, std::string> http_get(int port, const std::string& path) {
+  const std::string cmd =
+      "curl -s -m 2 -w '\\n%{http_code}' http://127.0.0.1:" + std::to_string(port) + path +
+      " 2>/dev/null";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  std::size_t n;
+  while (p != nullptr && (n = std::fread(buf, 1, sizeof buf, p)) > 0) {
+    out.append(buf, n);
+  }
+  if (p != nullptr) {
+    ::pclose(p);
+  }
+  auto nl = out.rfind('\n');
+  if (nl == std::string::npos) {
+    return {out, ""};
+  }
+  return {out.substr(nl + 1), out.substr(0, nl)};
+}
+
+}  // namespace
+
+TEST_CASE("tierd write_behind: a column typo makes /readyz 503 naming the table", "[daemon]") {
+  auto& redis = tiertest::redis();
+  auto& pg = tiertest::postgres();
+  tiertest::TestKeys keys(redis.client(), "wb-ready");
+  const std::string table = "wb_ready";
+  wbtest::create_items(pg, table);
+  auto run = [&](const std::string& columns) {
+    tiertest::TempDir dir("tierd-wb-ready");
+    const int port = tiertest::free_port();
+    const std::string path = dir.path() + "/tierd.yaml";
+    std::ofstream(path) << "redis:\n  url: " << redis.url() << "\npostgres:\n  conninfo: \""
+                        << pg.conninfo() << "\"\nhttp:\n  listen: 127.0.0.1:" << port
+                        << "\nnamespace: \"" << keys.prefix()
+                        << "\"\nhandlers:\n  - type: write_behind\n"
+                           "    on: [\"system:write_behind_flush\"]\n    tables:\n"
+                           "      - name: "
+                        << table << "\n        key_columns: [id]\n        columns: " << columns
+                        << "\n";
+    tiertest::Process p;
+    p.spawn({TIERD_PATH, "--config", path}, dir.path() + "/tierd.log");
+    std::pair<std::string, std::string> last;
+    // Settled: PostgreSQL is ready (so the start-up check has run) and the answer is final.
+    bool settled = tiertest::eventually(
+        [&] {
+          last = http_get(port, "/readyz");
+          return last.second.find("\"postgres\":\"ready\"") != std::string::npos &&
+                 (last.first == "200" || log_of(dir).find("nmae") != std::string::npos);
+        },
+        10s);
+    INFO(last.first << " " << last.second);
+    CHECK(settled);
+    p.stop(SIGTERM, 10000);
+    return last;
+  };
+
+  auto bad = run("[name, nmae]");
+  CHECK(bad.first == "503");
+  CHECK_THAT(bad.second, Catch::Contains("\"ready\":false"));
+  CHECK_THAT(bad.second, Catch::Contains("\"write_behind_tables_down\":[\"wb_ready\"]"));
+
+  auto good = run("[name, n]");
+  CHECK(good.first == "200");
+  CHECK_THAT(good.second, Catch::Contains("\"ready\":true"));
+  CHECK(good.second.find("write_behind_tables_down") == std::string::npos);
+}
