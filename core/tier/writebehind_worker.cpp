@@ -35,6 +35,10 @@ std::string default_consumer_name() {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+// One table for the tombstones of every versioned table (in the connection's current schema).
+constexpr const char* kTombstones = "tierd_tombstones";
+// Key locks of a versioned table per transaction, at most (a power of two).
+constexpr int kLockBuckets = 1024;
 using ms = std::chrono::milliseconds;
 using Json = nlohmann::json;
 
@@ -451,6 +455,9 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     std::vector<bool> is_json;
     std::vector<int> key_idx;
     int version_idx = -1;
+    // The tombstone key of a row: ARRAY[<alias>.k1::text, ...] (see tombstone_key).
+    std::vector<std::string> quoted_keys;
+    Clock::time_point next_prune{};
     std::set<std::string> json_columns;
     std::unique_ptr<AsyncClient> reader;
     std::vector<Entry> buffer;
@@ -514,6 +521,12 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     if (opts.tables.empty()) {
       throw InvalidArgument("write-behind: no table configured");
     }
+    if (opts.tombstone_retention.count() < 0 || opts.tombstone_prune_interval.count() < 0 ||
+        opts.tombstone_prune_limit == 0) {
+      throw InvalidArgument(
+          "write-behind: tombstone_retention >= 0, tombstone_prune_interval >= 0 and "
+          "tombstone_prune_limit > 0 are required");
+    }
     std::set<std::string> names;
     for (auto& cfg : opts.tables) {
       auto t = std::make_unique<Table>();
@@ -570,6 +583,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       t->is_json.assign(t->colnames.size(), false);
       for (const auto& k : cfg.key_columns) {
         t->key_idx.push_back(t->colidx[k]);
+        t->quoted_keys.push_back(pg_quote_ident(k));
       }
       if (!cfg.version_column.empty()) {
         t->version_idx = t->colidx[cfg.version_column];
@@ -830,20 +844,66 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
                                                       t->target + ": " + r.error().message});
                  return;
                }
-               t->starting = false;
-               bool first = !t->started;
-               t->started = true;
-               t->start_attempt = 0;
-               t->mode = Mode::pending;
-               t->pending_cursor = "0";
-               t->stats.running = true;
-               if (first) {
-                 spdlog::info("write-behind {}: consuming {} as {} into {}", t->cfg.name, t->stream,
-                              self->opts.consumer, t->target);
-                 self->report_ready(t, std::nullopt);
+               if (!t->cfg.version_column.empty()) {
+                 self->ensure_tombstones(t);
+                 return;
                }
-               self->pump_read(t);
+               self->begin_reading(t);
              });
+  }
+
+  // A versioned table needs the tombstone table. The advisory lock serializes workers that
+  // start together: CREATE TABLE IF NOT EXISTS alone can fail on a concurrent creation.
+  void ensure_tombstones(Table* t) {
+    auto w = weak_from_this();
+    pg.transaction(
+        {{"SET LOCAL client_min_messages = warning", {}, std::nullopt},
+         {"SELECT pg_advisory_xact_lock(hashtext('tierd_tombstones'))", {}, std::nullopt},
+         {"CREATE TABLE IF NOT EXISTS " + std::string(kTombstones) +
+              " (table_name text NOT NULL, key text[] NOT NULL, version bigint NOT NULL, "
+              "deleted_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (table_name, key))",
+          {},
+          std::nullopt},
+         {"CREATE INDEX IF NOT EXISTS tierd_tombstones_deleted_at ON " + std::string(kTombstones) +
+              " (deleted_at)",
+          {},
+          std::nullopt}},
+        [w, t](Result<std::vector<PgResult>> r) {
+          auto self = w.lock();
+          if (!self || self->closed) {
+            return;
+          }
+          if (!r.ok() && pg_transient(r.error())) {
+            t->starting = false;
+            self->after(t, t->retry_timer, self->backoff(t, t->start_attempt++),
+                        [](Impl* s, Table* tb) { s->start_table(tb); });
+            return;
+          }
+          if (!r.ok()) {
+            self->report_ready(t, Error{ErrorKind::invalid,
+                                        "write-behind table '" + t->cfg.name +
+                                            "': cannot create the tombstone table " +
+                                            std::string(kTombstones) + ": " + r.error().message});
+            return;
+          }
+          self->begin_reading(t);
+        });
+  }
+
+  void begin_reading(Table* t) {
+    t->starting = false;
+    bool first = !t->started;
+    t->started = true;
+    t->start_attempt = 0;
+    t->mode = Mode::pending;
+    t->pending_cursor = "0";
+    t->stats.running = true;
+    if (first) {
+      spdlog::info("write-behind {}: consuming {} as {} into {}", t->cfg.name, t->stream,
+                   opts.consumer, t->target);
+      report_ready(t, std::nullopt);
+    }
+    pump_read(t);
   }
 
   // ---- reading ----------------------------------------------------------------------
@@ -1218,6 +1278,8 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       groups[{static_cast<int>(c.op), c.mask}].push_back(i);
     }
     std::vector<PgStatement> out;
+    std::vector<PgStatement> dml;
+    std::string lock_keys;
     const auto& vc = t->cfg.version_column;
     std::string vq = vc.empty() ? "" : pg_quote_ident(vc);
     int n = 0;
@@ -1261,6 +1323,12 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
         data += '\n';
       }
       out.push_back({"COPY " + stage + " (" + list + ") FROM STDIN", {}, std::move(data)});
+      if (!vq.empty()) {
+        lock_keys += std::string(lock_keys.empty() ? "" : " UNION ALL ") + "SELECT hashtext(" +
+                     tombstone_key(t, "s") + "::text) & " + std::to_string(kLockBuckets - 1) +
+                     " AS b, " + (op == static_cast<int>(WriteOp::upsert) ? "false" : "true") +
+                     " AS x FROM " + stage + " AS s";
+      }
       if (op == static_cast<int>(WriteOp::upsert)) {
         std::string keys;
         for (const auto& k : t->cfg.key_columns) {
@@ -1275,7 +1343,16 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
           }
         }
         std::string sql = "INSERT INTO " + t->target + " AS t (" + list + ") SELECT " + list +
-                          " FROM " + stage + " ON CONFLICT (" + keys + ") DO ";
+                          " FROM " + stage + " AS s";
+        std::vector<std::optional<std::string>> params;
+        if (!vq.empty()) {
+          // Never re-create a row over a delete of the same or a newer version.
+          sql += " WHERE NOT EXISTS (SELECT 1 FROM " + std::string(kTombstones) +
+                 " AS d WHERE d.table_name = $1 AND d.key = " + tombstone_key(t, "s") +
+                 " AND d.version >= s." + vq + ")";
+          params.emplace_back(t->target);
+        }
+        sql += " ON CONFLICT (" + keys + ") DO ";
         if (set.empty()) {
           sql += "NOTHING";
         } else {
@@ -1285,7 +1362,14 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
             sql += " WHERE t." + vq + " IS NULL OR t." + vq + " < EXCLUDED." + vq;
           }
         }
-        out.push_back({std::move(sql), {}, std::nullopt});
+        dml.push_back({std::move(sql), params, std::nullopt});
+        if (!vq.empty()) {
+          // A newer upsert supersedes the delete: its tombstone is no longer needed.
+          dml.push_back({"DELETE FROM " + std::string(kTombstones) + " AS d USING " + stage +
+                             " AS s WHERE d.table_name = $1 AND d.key = " + tombstone_key(t, "s") +
+                             " AND d.version < s." + vq,
+                         std::move(params), std::nullopt});
+        }
       } else {
         std::string cond;
         for (const auto& k : t->cfg.key_columns) {
@@ -1294,13 +1378,65 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
         }
         if (!vq.empty()) {
           cond += " AND (t." + vq + " IS NULL OR t." + vq + " <= s." + vq + ")";
+          // The tombstone first (the row still tells whether this delete is stale): it keeps
+          // an older upsert of a later batch from re-creating the row.
+          std::string newer_row;
+          for (const auto& k : t->quoted_keys) {
+            newer_row += " AND t." + k + " = s." + k;
+          }
+          dml.push_back({"INSERT INTO " + std::string(kTombstones) +
+                             " AS d (table_name, key, version) SELECT $1, " +
+                             tombstone_key(t, "s") + ", s." + vq + " FROM " + stage +
+                             " AS s WHERE NOT EXISTS (SELECT 1 FROM " + t->target +
+                             " AS t WHERE t." + vq + " > s." + vq + newer_row +
+                             ") ON CONFLICT (table_name, key) DO UPDATE SET version = "
+                             "EXCLUDED.version, deleted_at = EXCLUDED.deleted_at WHERE d.version "
+                             "< EXCLUDED.version",
+                         {t->target},
+                         std::nullopt});
         }
-        out.push_back({"DELETE FROM " + t->target + " AS t USING " + stage + " AS s WHERE " + cond,
+        dml.push_back({"DELETE FROM " + t->target + " AS t USING " + stage + " AS s WHERE " + cond,
                        {},
                        std::nullopt});
       }
     }
+    if (!lock_keys.empty()) {
+      // Row locks alone do not order a delete and an upsert of the same key in two
+      // transactions (the upsert can insert right after the delete commits, past the
+      // tombstone its snapshot did not see). Key locks do: shared for upserts (they stay
+      // concurrent among themselves), exclusive for deletes, taken in one sorted pass so
+      // workers never deadlock. Hashed into buckets to bound the locks per transaction.
+      out.push_back(
+          {"SELECT CASE WHEN x THEN pg_advisory_xact_lock(hashtext($1), b) ELSE "
+           "pg_advisory_xact_lock_shared(hashtext($1), b) END FROM (SELECT b, "
+           "bool_or(x) AS x FROM (" +
+               lock_keys + ") AS u GROUP BY b ORDER BY b) AS g",
+           {t->target},
+           std::nullopt});
+    }
+    std::move(dml.begin(), dml.end(), std::back_inserter(out));
     return out;
+  }
+
+  static std::string tombstone_key(const Table* t, const std::string& alias) {
+    std::string out = "ARRAY[";
+    for (std::size_t i = 0; i < t->quoted_keys.size(); ++i) {
+      out += (i == 0 ? "" : ", ") + alias + "." + t->quoted_keys[i] + "::text";
+    }
+    return out + "]";
+  }
+
+  // Bounded, so a backlog of expired tombstones never makes one batch slow.
+  PgStatement prune_statement(const Table* t) const {
+    return {"DELETE FROM " + std::string(kTombstones) + " AS d USING (SELECT key FROM " +
+                std::string(kTombstones) +
+                " WHERE table_name = $1 AND deleted_at < now() - make_interval(secs => "
+                "$2::double precision) LIMIT " +
+                std::to_string(opts.tombstone_prune_limit) +
+                ") AS o WHERE d.table_name = $1 AND d.key = o.key AND d.deleted_at < now() - "
+                "make_interval(secs => $2::double precision)",
+            {t->target, std::to_string(opts.tombstone_retention.count())},
+            std::nullopt};
   }
 
   static bool rejects_data(const Error& e) {
@@ -1325,6 +1461,11 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     auto w = weak_from_this();
     std::vector<PgStatement> statements = b.prebuilt ? std::move(*b.prebuilt) : build(t, b, chunk);
     b.prebuilt.reset();
+    if (!t->cfg.version_column.empty() && started >= t->next_prune) {
+      // Not again before the interval, even if this transaction fails: pruning can wait.
+      t->next_prune = started + opts.tombstone_prune_interval;
+      statements.push_back(prune_statement(t));
+    }
     pg.transaction(
         std::move(statements),
         [w, t, chunk, started](Result<std::vector<PgResult>> r) {

@@ -2,7 +2,8 @@
 // The write-behind engine (DESIGN §3): reads writebehind:{table} with the consumer group
 // `tierd`, coalesces a batch by key (newest version wins; equal versions: stream order),
 // writes it to PostgreSQL in one transaction (COPY into a staging table + INSERT ... ON
-// CONFLICT ... WHERE the stored version is older; version-guarded DELETE), and only after
+// CONFLICT ... WHERE the stored version and any tombstone are older; version-guarded DELETE
+// that records a tombstone in tierd_tombstones in the same transaction), and only after
 // COMMIT acknowledges and deletes the entries. Transient errors retry the batch with backoff
 // while reading stops; rows PostgreSQL rejects for good are isolated by bisection and moved
 // with the error to writebehind:{table}:dead. Runs on the caller's loop; never blocks.
@@ -68,6 +69,13 @@ struct WriteBehindWorkerOptions {
   std::chrono::milliseconds batch_timeout{30000};
   /// How often pending count and oldest pending age are refreshed. 0 = never.
   std::chrono::milliseconds status_interval{1000};
+  /// Tombstones (table tierd_tombstones: the version of each delete of a versioned table)
+  /// older than this are pruned; an upsert older than a pruned delete can re-create the row.
+  std::chrono::seconds tombstone_retention{7 * 24 * 3600};
+  /// At most this often a batch transaction of a table prunes its expired tombstones
+  /// (at most tombstone_prune_limit rows each time).
+  std::chrono::milliseconds tombstone_prune_interval{300000};
+  std::size_t tombstone_prune_limit = 10000;
 };
 
 /// Counters of one table (also exported to the metrics registry when one is given).

@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -45,7 +46,8 @@ class Rig {
  public:
   Rig(const std::string& redis_url, const std::string& pg_conninfo,
       std::vector<tier::WriteBehindTable> tables, const std::string& prefix,
-      const std::string& consumer = "")
+      const std::string& consumer = "",
+      const std::function<void(tier::WriteBehindWorkerOptions&)>& tweak = {})
       : loop_(std::make_unique<tiertest::TestLoop>()) {
     tier::AsyncOptions ao;
     ao.endpoint = tier::RedisEndpoint::parse(redis_url);
@@ -72,6 +74,9 @@ class Rig {
     wo.block = 200ms;
     wo.batch_timeout = 5000ms;
     wo.status_interval = 50ms;
+    if (tweak) {
+      tweak(wo);
+    }
     worker_ =
         std::make_unique<tier::WriteBehindWorker>(loop_->get(), *commands_, *pg_, wo, &registry_);
   }
