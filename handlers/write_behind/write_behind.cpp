@@ -21,6 +21,7 @@ struct Settings {
   std::chrono::milliseconds block{1000};
   std::chrono::milliseconds batch_timeout{30000};
   std::chrono::milliseconds stop_timeout{10000};
+  std::chrono::seconds tombstone_retention{7 * 24 * 3600};
   std::string alert_channel = "notifications:alerts";
 };
 
@@ -30,8 +31,8 @@ std::chrono::milliseconds ms(std::int64_t v) {
 
 Settings parse_settings(const YAML::Node& section, const std::string& path) {
   std::vector<std::string> keys = common_handler_keys();
-  for (const char* k :
-       {"tables", "block_ms", "batch_timeout_ms", "stop_timeout_ms", "alert_channel"}) {
+  for (const char* k : {"tables", "block_ms", "batch_timeout_ms", "stop_timeout_ms",
+                        "alert_channel", "tombstone_retention_s"}) {
     keys.emplace_back(k);
   }
   yaml::Map m(section, path, keys);
@@ -39,6 +40,8 @@ Settings parse_settings(const YAML::Node& section, const std::string& path) {
   s.block = ms(m.integer("block_ms", 1000, 1, 60000));
   s.batch_timeout = ms(m.integer("batch_timeout_ms", 30000, 100, 3600000));
   s.stop_timeout = ms(m.integer("stop_timeout_ms", 10000, 1, 3600000));
+  s.tombstone_retention = std::chrono::seconds(
+      m.integer("tombstone_retention_s", 7 * 24 * 3600, 1, 10LL * 365 * 86400));
   s.alert_channel = m.string("alert_channel", s.alert_channel);
   if (!s.alert_channel.empty()) {
     if (auto e = tier::check_id(s.alert_channel, "alert_channel")) {
@@ -129,6 +132,7 @@ class WriteBehindHandler final : public Handler {
     o.redis.client_name = "tierd:writebehind";
     o.block = s.block;
     o.batch_timeout = s.batch_timeout;
+    o.tombstone_retention = s.tombstone_retention;
     worker_ = std::make_unique<tier::WriteBehindWorker>(ctx.redis().loop(), ctx.redis(),
                                                         *ctx.postgres(), o, &ctx.metrics());
   }
