@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tier/errors.hpp"
+#include "tier/json_check.hpp"
 #include "tier/keys.hpp"
 #include "tier/metrics.hpp"
 #include "tier/op.hpp"
@@ -175,112 +176,10 @@ std::size_t string_end(std::string_view s, std::size_t i) {
   return std::string_view::npos;
 }
 
-void put_utf8(std::string& out, unsigned cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
+// Nesting accepted in a row: the row object plus 64 levels inside it.
+constexpr std::size_t kMaxRowDepth = 65;
 
-bool hex4(std::string_view s, std::size_t i, unsigned& v) {
-  if (i + 4 > s.size()) {
-    return false;
-  }
-  v = 0;
-  for (std::size_t k = i; k < i + 4; ++k) {
-    char c = s[k];
-    v <<= 4;
-    if (c >= '0' && c <= '9') {
-      v |= static_cast<unsigned>(c - '0');
-    } else if (c >= 'a' && c <= 'f') {
-      v |= static_cast<unsigned>(c - 'a' + 10);
-    } else if (c >= 'A' && c <= 'F') {
-      v |= static_cast<unsigned>(c - 'A' + 10);
-    } else {
-      return false;
-    }
-  }
-  return true;
-}
-
-// Decodes a JSON string literal (with its quotes); false when an escape is invalid.
-bool decode_string(std::string_view lit, std::string& out) {
-  std::string_view s = lit.substr(1, lit.size() - 2);
-  out.clear();
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c != '\\') {
-      out += c;
-      continue;
-    }
-    if (++i >= s.size()) {
-      return false;
-    }
-    switch (s[i]) {
-      case '"':
-        out += '"';
-        break;
-      case '\\':
-        out += '\\';
-        break;
-      case '/':
-        out += '/';
-        break;
-      case 'b':
-        out += '\b';
-        break;
-      case 'f':
-        out += '\f';
-        break;
-      case 'n':
-        out += '\n';
-        break;
-      case 'r':
-        out += '\r';
-        break;
-      case 't':
-        out += '\t';
-        break;
-      case 'u': {
-        unsigned cp = 0;
-        if (!hex4(s, i + 1, cp)) {
-          return false;
-        }
-        i += 4;
-        if (cp >= 0xD800 && cp <= 0xDBFF) {
-          unsigned lo = 0;
-          if (i + 2 >= s.size() || s[i + 1] != '\\' || s[i + 2] != 'u' || !hex4(s, i + 3, lo) ||
-              lo < 0xDC00 || lo > 0xDFFF) {
-            return false;
-          }
-          i += 6;
-          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-        } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-          return false;
-        }
-        put_utf8(out, cp);
-        break;
-      }
-      default:
-        return false;
-    }
-  }
-  return true;
-}
-
-// Position after the object or array starting at s[i], or npos when unbalanced.
+// Position after the object or array starting at s[i] (in text tier::json accepted).
 std::size_t nested_end(std::string_view s, std::size_t i) {
   int depth = 0;
   for (; i < s.size(); ++i) {
@@ -292,9 +191,7 @@ std::size_t nested_end(std::string_view s, std::size_t i) {
       }
       --i;
     } else if (c == '{' || c == '[') {
-      if (++depth > 64) {
-        return std::string_view::npos;
-      }
+      ++depth;
     } else if (c == '}' || c == ']') {
       if (--depth == 0) {
         return i + 1;
@@ -305,19 +202,19 @@ std::size_t nested_end(std::string_view s, std::size_t i) {
 }
 
 // Scans `row`; on success fills `out` (key -> raw value, in document order) and returns
-// nullopt, else the error for the dead letter.
+// nullopt, else the error for the dead letter. One strict pass (tier::json) decides whether
+// the row is JSON at all, so the scan itself only has to find where values start and end.
 std::optional<std::string> scan_row(std::string_view row,
                                     std::vector<std::pair<std::string, RawValue>>& out) {
-  auto not_json = [&] { return "row is not JSON: '" + excerpt(row, 60) + "'"; };
-  if (!valid_utf8(row)) {
-    return not_json();
+  if (json::check_value(row, kMaxRowDepth) != json::Problem::none) {
+    return "row is not JSON: '" + excerpt(row, 60) + "'";
   }
   std::size_t i = 0;
+  if (row.starts_with("\xEF\xBB\xBF")) {
+    i = 3;  // a UTF-8 byte order mark, which JSON allows
+  }
   skip_ws(row, i);
-  if (i >= row.size() || row[i] != '{') {
-    if (!Json::accept(row)) {
-      return not_json();
-    }
+  if (row[i] != '{') {
     const char* type = "number";
     char c = row[i];
     if (c == '[') {
@@ -333,99 +230,59 @@ std::optional<std::string> scan_row(std::string_view row,
   }
   ++i;
   skip_ws(row, i);
-  if (i < row.size() && row[i] == '}') {
-    ++i;
-  } else {
-    while (true) {
-      skip_ws(row, i);
-      if (i >= row.size() || row[i] != '"') {
-        return not_json();
+  while (row[i] != '}') {
+    // At a key: "key" ws : ws value ws (, or })
+    std::size_t kend = string_end(row, i);
+    std::string key = json::unescape(row.substr(i + 1, kend - i - 2));
+    i = kend;
+    skip_ws(row, i);
+    ++i;  // ':'
+    skip_ws(row, i);
+    RawValue v;
+    std::size_t start = i;
+    char c = row[i];
+    if (c == '"') {
+      i = string_end(row, i);
+      v.kind = RawValue::Kind::string;
+    } else if (c == '{' || c == '[') {
+      i = nested_end(row, i);
+      v.kind = c == '{' ? RawValue::Kind::object : RawValue::Kind::array;
+    } else if (c == 't' || c == 'n') {
+      v.kind = c == 't' ? RawValue::Kind::boolean : RawValue::Kind::null;
+      i += 4;
+    } else if (c == 'f') {
+      v.kind = RawValue::Kind::boolean;
+      i += 5;
+    } else {
+      while (i < row.size() &&
+             std::string_view("+-0123456789.eE").find(row[i]) != std::string_view::npos) {
+        ++i;
       }
-      std::size_t kend = string_end(row, i);
-      std::string key;
-      if (kend == std::string_view::npos || !decode_string(row.substr(i, kend - i), key)) {
-        return not_json();
-      }
-      i = kend;
-      skip_ws(row, i);
-      if (i >= row.size() || row[i] != ':') {
-        return not_json();
-      }
+      v.kind = RawValue::Kind::number;
+    }
+    v.raw = row.substr(start, i - start);
+    out.emplace_back(std::move(key), v);
+    skip_ws(row, i);
+    if (row[i] == ',') {
       ++i;
       skip_ws(row, i);
-      if (i >= row.size()) {
-        return not_json();
-      }
-      RawValue v;
-      std::size_t start = i;
-      char c = row[i];
-      if (c == '"') {
-        i = string_end(row, i);
-        v.kind = RawValue::Kind::string;
-      } else if (c == '{' || c == '[') {
-        i = nested_end(row, i);
-        v.kind = c == '{' ? RawValue::Kind::object : RawValue::Kind::array;
-      } else if (row.compare(i, 4, "true") == 0 || row.compare(i, 4, "null") == 0) {
-        v.kind = c == 't' ? RawValue::Kind::boolean : RawValue::Kind::null;
-        i += 4;
-      } else if (row.compare(i, 5, "false") == 0) {
-        v.kind = RawValue::Kind::boolean;
-        i += 5;
-      } else if (c == '-' || (c >= '0' && c <= '9')) {
-        while (i < row.size() &&
-               std::string_view("+-0123456789.eE").find(row[i]) != std::string_view::npos) {
-          ++i;
-        }
-        v.kind = RawValue::Kind::number;
-      } else {
-        return not_json();
-      }
-      if (i == std::string_view::npos) {
-        return not_json();
-      }
-      v.raw = row.substr(start, i - start);
-      // Nested values and numbers are checked by nlohmann's parser without building a DOM.
-      if ((v.kind == RawValue::Kind::object || v.kind == RawValue::Kind::array ||
-           v.kind == RawValue::Kind::number) &&
-          !Json::accept(v.raw)) {
-        return not_json();
-      }
-      out.emplace_back(std::move(key), v);
-      skip_ws(row, i);
-      if (i < row.size() && row[i] == ',') {
-        ++i;
-        continue;
-      }
-      if (i < row.size() && row[i] == '}') {
-        ++i;
-        break;
-      }
-      return not_json();
     }
-  }
-  skip_ws(row, i);
-  if (i != row.size()) {
-    return not_json();
   }
   return std::nullopt;
 }
 
-// The text sent to PostgreSQL for a raw value; nullopt for null. False on a bad string.
-bool raw_to_text(const RawValue& v, bool json_column, std::optional<std::string>& out) {
+// The text sent to PostgreSQL for a raw value; nullopt for null.
+std::optional<std::string> raw_to_text(const RawValue& v, bool json_column) {
   switch (v.kind) {
     case RawValue::Kind::null:
-      out.reset();
-      return true;
+      return std::nullopt;
     case RawValue::Kind::string:
       if (json_column) {
-        out.emplace(v.raw);
-        return true;
+        return std::string(v.raw);
       }
-      out.emplace();
-      return decode_string(v.raw, *out);
+      return json::unescape(v.raw.substr(1, v.raw.size() - 2));
     default:
-      out.emplace(v.raw);
-      return true;
+      return std::string(v.raw);
   }
 }
 
@@ -1192,9 +1049,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       if (by_col[i] == nullptr || (c.op == WriteOp::del && !key)) {
         continue;
       }
-      if (!raw_to_text(*by_col[i], t->is_json[i], c.values[i])) {
-        return "row is not JSON: bad string in column '" + t->colnames[i] + "'";
-      }
+      c.values[i] = raw_to_text(*by_col[i], t->is_json[i]);
       c.mask |= 1ULL << i;
     }
     if (t->version_idx >= 0) {
