@@ -40,9 +40,14 @@ tier::TierKey make_key(const tier::Cache& cache, tier::Tier t, const std::string
 }
 
 /// The key named by exactly the tier's number of parts (plus `extra` trailing arguments).
+// `trailing` names the arguments after the key parts ("" for none), for the usage error.
 tier::TierKey key_from(const tier::Cache& cache, tier::Tier t, const std::vector<std::string>& args,
-                       std::size_t extra, const char* usage) {
+                       std::size_t extra, const std::string& trailing = "") {
   if (args.size() != parts_of(t) + extra) {
+    std::string usage = t == tier::Tier::global ? "TYPE IDENTIFIER METRIC" : "ID KEY";
+    if (!trailing.empty()) {
+      usage += " " + trailing;
+    }
     throw tier::InvalidArgument(std::string("the ") + tier::to_string(t) + " tier takes " + usage);
   }
   return make_key(cache, t, args.data());
@@ -71,8 +76,7 @@ void add_cache_commands(CLI::App& app, Context& ctx) {
     cmd->add_option("KEY", a->parts, kKeyParts)->required();
     ctx.on_run(cmd, [&ctx, a] {
       auto t = tier_of(a->tier);
-      auto k = key_from(ctx.cache(), t, a->parts, 0,
-                        t == tier::Tier::global ? "TYPE IDENTIFIER METRIC" : "ID KEY");
+      auto k = key_from(ctx.cache(), t, a->parts, 0);
       auto v = ctx.client().run(ctx.cache().get(k));
       if (ctx.options.json) {
         Json out{{"key", k.key}, {"tier", a->tier}, {"found", v.has_value()}};
@@ -102,9 +106,7 @@ void add_cache_commands(CLI::App& app, Context& ctx) {
         ->check(CLI::PositiveNumber);
     ctx.on_run(cmd, [&ctx, a] {
       auto t = tier_of(a->tier);
-      auto k = key_from(
-          ctx.cache(), t, a->parts, 1,
-          t == tier::Tier::global ? "TYPE IDENTIFIER METRIC VALUE_JSON" : "ID KEY VALUE_JSON");
+      auto k = key_from(ctx.cache(), t, a->parts, 1, "VALUE_JSON");
       Json value = parse_json_arg(a->parts.back(), "VALUE_JSON");
       std::optional<std::chrono::seconds> ttl;
       if (a->ttl_s > 0) {
@@ -129,8 +131,7 @@ void add_cache_commands(CLI::App& app, Context& ctx) {
     cmd->add_option("KEY", a->parts, kKeyParts)->required();
     ctx.on_run(cmd, [&ctx, a] {
       auto t = tier_of(a->tier);
-      auto k = key_from(ctx.cache(), t, a->parts, 0,
-                        t == tier::Tier::global ? "TYPE IDENTIFIER METRIC" : "ID KEY");
+      auto k = key_from(ctx.cache(), t, a->parts, 0);
       bool existed = ctx.client().run(ctx.cache().del(k));
       if (ctx.options.json) {
         Context::print_json({{"key", k.key}, {"deleted", existed}});
