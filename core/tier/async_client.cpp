@@ -1,4 +1,5 @@
 #include "tier/async_client.hpp"
+#include "tier/backoff.hpp"
 #include "tier/resolve.hpp"
 
 #include <arpa/inet.h>
@@ -83,7 +84,6 @@ class AsyncLink : public std::enable_shared_from_this<AsyncLink> {
     if (opts_.command_timeout.count() <= 0) {
       opts_.command_timeout = ms{2000};
     }
-    rng_.seed(std::random_device{}());
   }
   virtual ~AsyncLink() = default;
 
@@ -485,17 +485,8 @@ class AsyncLink : public std::enable_shared_from_this<AsyncLink> {
     if (retry_ == nullptr || state_ == LinkState::closed) {
       return;
     }
-    // Exponential backoff with jitter: somewhere in [d/2, d], d doubling up to the cap.
-    auto lo = opts_.reconnect_min.count();
-    auto hi = std::max(lo, opts_.reconnect_max.count());
-    long long d = lo;
-    for (int i = 0; i < backoff_attempt_ && d < hi; ++i) {
-      d *= 2;
-    }
-    d = std::min<long long>(d, hi);
-    ++backoff_attempt_;
-    std::uniform_int_distribution<long long> dist(d / 2, std::max<long long>(d / 2, d));
-    auto delay = static_cast<std::uint64_t>(dist(rng_));
+    auto delay = static_cast<std::uint64_t>(
+        backoff_delay(opts_.reconnect_min, opts_.reconnect_max, backoff_attempt_++).count());
     uv_timer_start(
         retry_,
         [](uv_timer_t* t) {
@@ -518,7 +509,6 @@ class AsyncLink : public std::enable_shared_from_this<AsyncLink> {
   std::deque<std::shared_ptr<OpState>> waiting_;
   std::deque<std::shared_ptr<OpState>> inflight_;
   int backoff_attempt_ = 0;
-  std::mt19937_64 rng_;
   std::vector<const char*> argv_;
   std::vector<size_t> lens_;
   const std::string eval_ = "EVAL";

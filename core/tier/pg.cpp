@@ -9,6 +9,7 @@
 #include <deque>
 #include <random>
 
+#include "tier/backoff.hpp"
 #include "tier/errors.hpp"
 #include "tier/resolve.hpp"
 
@@ -213,7 +214,6 @@ class PgLink : public std::enable_shared_from_this<PgLink> {
       }
       resolve_host_ = host;
     }
-    rng_.seed(std::random_device{}());
   }
 
   ~PgLink() { drop_connection(); }
@@ -447,11 +447,8 @@ class PgLink : public std::enable_shared_from_this<PgLink> {
     if (state_ == LinkState::closed || retry_ == nullptr) {
       return;
     }
-    auto base = opts_.reconnect_min.count() << std::min(backoff_attempt_, 16);
-    auto cap = std::min<long long>(base, opts_.reconnect_max.count());
-    std::uniform_real_distribution<double> jitter(0.5, 1.0);
-    auto delay = static_cast<std::uint64_t>(static_cast<double>(cap) * jitter(rng_));
-    ++backoff_attempt_;
+    auto delay = static_cast<std::uint64_t>(
+        backoff_delay(opts_.reconnect_min, opts_.reconnect_max, backoff_attempt_++).count());
     uv_timer_start(
         retry_,
         [](uv_timer_t* t) {
@@ -803,7 +800,6 @@ class PgLink : public std::enable_shared_from_this<PgLink> {
   std::deque<std::shared_ptr<Job>> queue_;
   std::shared_ptr<Job> current_;
   int backoff_attempt_ = 0;
-  std::mt19937 rng_;
   PgCounters counters_;
   StateCallback state_cb_;
   std::string last_error_;

@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tier/backoff.hpp"
 #include "tier/errors.hpp"
 #include "tier/json_check.hpp"
 #include "tier/keys.hpp"
@@ -366,7 +367,6 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
   std::function<void()> stop_cb;
   uv_timer_t* stop_timer = nullptr;
   uv_timer_t* status_timer = nullptr;
-  std::mt19937 rng{std::random_device{}()};
   std::vector<std::pair<std::string, RawValue>> scratch_fields;
   std::vector<const RawValue*> scratch_by_col;
 
@@ -527,10 +527,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
   }
 
   ms backoff(Table* t, int attempt) {
-    auto base = t->cfg.retry_min.count() << std::min(attempt, 16);
-    auto cap = std::min<long long>(base, t->cfg.retry_max.count());
-    std::uniform_real_distribution<double> jitter(0.5, 1.0);
-    return ms(static_cast<long long>(static_cast<double>(cap) * jitter(rng)));
+    return backoff_delay(t->cfg.retry_min, t->cfg.retry_max, attempt);
   }
 
   // ---- start ------------------------------------------------------------------------
