@@ -3,6 +3,7 @@
 // App.
 #include <uv.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -26,6 +27,9 @@ void usage(std::FILE* out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A peer that resets a socket while we write to it (an HTTP client, CLIENT KILL on a Redis
+  // link) must cost that connection, not the process: writes then fail with EPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
   std::string config_path;
   bool check_only = false;
   for (int i = 1; i < argc; ++i) {

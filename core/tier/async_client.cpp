@@ -9,10 +9,12 @@
 #include <uv.h>
 
 #include <algorithm>
+#include <cctype>
 #include <deque>
 #include <random>
 
 #include "tier/reply_pool.hpp"
+#include "tier/sigpipe.hpp"
 
 namespace tier {
 
@@ -28,6 +30,38 @@ const char* to_string(LinkState s) noexcept {
       return "closed";
   }
   return "unknown";
+}
+
+const char* failure_cause(std::string_view reason) noexcept {
+  auto has = [&](std::string_view what) {
+    return std::search(reason.begin(), reason.end(), what.begin(), what.end(), [](char a, char b) {
+             return std::tolower(static_cast<unsigned char>(a)) ==
+                    std::tolower(static_cast<unsigned char>(b));
+           }) != reason.end();
+  };
+  // Order matters: "authentication failed ... connection to server" is about the password.
+  if (has("WRONGPASS") || has("NOAUTH") || has("AUTH ") || has("authentication failed") ||
+      has("password") || has("NOPERM")) {
+    return "auth refused";
+  }
+  if (has("resolve ") || has("translate host name") || has("Name or service not known") ||
+      has("unknown node or service") || has("temporary failure in name resolution")) {
+    return "name not resolved";
+  }
+  if (has("refused")) {
+    return "refused";
+  }
+  if (has("timed out") || has("timeout") || has("deadline") || has("health check failed")) {
+    return "timeout";
+  }
+  if (has("unreachable") || has("no route to host")) {
+    return "unreachable";
+  }
+  if (has("closed the connection") || has("reset by peer") || has("server closed") ||
+      has("terminating connection") || has("lost ")) {
+    return "closed by server";
+  }
+  return "error";
 }
 
 namespace detail {
@@ -67,6 +101,39 @@ struct Slot {
   std::size_t index;
 };
 
+// hiredis 0.14.1's libuv adapter returns from its poll callback on an error status without
+// telling hiredis. libuv reports a refused connect exactly that way (POLLERR, then the poll
+// is stopped), so the connect would end only by our deadline, as a "timeout". hiredis 1.0
+// fixed the callback to hand the error to hiredis as the events it waited for; these are
+// the adapter's own event hooks with that fix, installed over the ones it attached.
+void error_aware_poll(uv_poll_t* handle, int status, int events) {
+  auto* p = static_cast<redisLibuvEvents*>(handle->data);
+  const int ev = status != 0 ? p->events : events;
+  if (p->context != nullptr && (ev & UV_READABLE) != 0) {
+    redisAsyncHandleRead(p->context);
+  }
+  if (p->context != nullptr && (ev & UV_WRITABLE) != 0) {
+    redisAsyncHandleWrite(p->context);
+  }
+}
+
+void poll_events(void* privdata, int add, int remove) {
+  auto* p = static_cast<redisLibuvEvents*>(privdata);
+  p->events = (p->events | add) & ~remove;
+  if (p->events != 0) {
+    uv_poll_start(&p->handle, p->events, &error_aware_poll);
+  } else {
+    uv_poll_stop(&p->handle);
+  }
+}
+
+void use_error_aware_poll(redisAsyncContext* ac) {
+  ac->ev.addRead = [](void* p) { poll_events(p, UV_READABLE, 0); };
+  ac->ev.delRead = [](void* p) { poll_events(p, 0, UV_READABLE); };
+  ac->ev.addWrite = [](void* p) { poll_events(p, UV_WRITABLE, 0); };
+  ac->ev.delWrite = [](void* p) { poll_events(p, 0, UV_WRITABLE); };
+}
+
 bool is_ip_literal(const std::string& host) {
   unsigned char buf[sizeof(in6_addr)];
   return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
@@ -78,6 +145,7 @@ bool is_ip_literal(const std::string& host) {
 class AsyncLink : public std::enable_shared_from_this<AsyncLink> {
  public:
   AsyncLink(uv_loop_t* loop, AsyncOptions o) : loop_(loop), opts_(std::move(o)) {
+    ignore_sigpipe();
     if (opts_.connect_timeout.count() <= 0) {
       opts_.connect_timeout = ms{2000};
     }
@@ -109,8 +177,16 @@ class AsyncLink : public std::enable_shared_from_this<AsyncLink> {
     }
     auto keep = shared_from_this();
     set_state(LinkState::closed, "closed");
+    const Error closed{ErrorKind::closed, opts_.label + ": client closed"};
+    // Ops already sent fail with `closed` too, not with the `io` of the dropped socket.
+    for (auto& op : inflight_) {
+      if (!op->finished) {
+        ++counters_.ops_failed;
+        op->finish(closed);
+      }
+    }
     drop_connection();
-    fail_all(Error{ErrorKind::closed, opts_.label + ": client closed"});
+    fail_all(closed);
     for (uv_timer_t** t : {&tick_, &retry_}) {
       if (*t != nullptr) {
         (*t)->data = nullptr;
@@ -119,6 +195,22 @@ class AsyncLink : public std::enable_shared_from_this<AsyncLink> {
         *t = nullptr;
       }
     }
+  }
+
+  /// The owner is being destroyed: close without calling back into its code. Pending
+  /// callbacks and the state callback are released unrun (their captures may already be
+  /// gone, and a destructor never calls back into its owner).
+  void abandon() {
+    state_cb_ = nullptr;
+    for (auto* queue : {&waiting_, &inflight_}) {
+      for (auto& op : *queue) {
+        op->done = nullptr;
+      }
+    }
+    if (hello_) {
+      hello_->done = nullptr;
+    }
+    close();
   }
 
   void exec(std::vector<Command> commands, ms timeout,
@@ -256,6 +348,7 @@ class AsyncLink : public std::enable_shared_from_this<AsyncLink> {
       reset_connection("connect: cannot attach to the loop");
       return;
     }
+    use_error_aware_poll(ac);
     ac_ = ac;
     ac->data = this;
     prepare(ac);
@@ -630,7 +723,7 @@ class SubscriberLink : public AsyncLink {
 AsyncClient::AsyncClient(uv_loop_t* loop, AsyncOptions options)
     : link_(std::make_shared<detail::AsyncLink>(loop, std::move(options))) {}
 AsyncClient::~AsyncClient() {
-  link_->close();
+  link_->abandon();
 }
 void AsyncClient::start() {
   link_->start();
@@ -667,7 +760,7 @@ AsyncSubscriber::AsyncSubscriber(uv_loop_t* loop, SubscriberOptions options,
     : link_(std::make_shared<detail::SubscriberLink>(loop, std::move(options),
                                                      std::move(on_message))) {}
 AsyncSubscriber::~AsyncSubscriber() {
-  link_->close();
+  link_->abandon();
 }
 void AsyncSubscriber::start() {
   link_->start();

@@ -42,6 +42,11 @@ struct AsyncOptions {
 enum class LinkState { disconnected, connecting, ready, closed };
 const char* to_string(LinkState s) noexcept;
 
+/// Why a link is down, in a word an operator can act on, from the reason a state callback
+/// gave (a Redis or PostgreSQL link): "refused", "timeout", "auth refused", "name not
+/// resolved", "unreachable", "closed by server", or "error" for anything else.
+const char* failure_cause(std::string_view reason) noexcept;
+
 struct LinkCounters {
   std::uint64_t connects = 0;     ///< successful connections (first one included)
   std::uint64_t disconnects = 0;  ///< connections lost or dropped after being ready
@@ -61,7 +66,9 @@ using StateCallback = std::function<void(LinkState, const std::string& reason)>;
 class AsyncClient {
  public:
   AsyncClient(uv_loop_t* loop, AsyncOptions options);
-  ~AsyncClient();  ///< closes; pending callbacks run with `closed`
+  /// Closes without calling back: pending callbacks and the state callback are released
+  /// unrun. Call close() first to have pending ops fail with `closed`.
+  ~AsyncClient();
   AsyncClient(const AsyncClient&) = delete;
   AsyncClient& operator=(const AsyncClient&) = delete;
 
@@ -123,7 +130,7 @@ class AsyncSubscriber {
  public:
   AsyncSubscriber(uv_loop_t* loop, SubscriberOptions options,
                   std::function<void(const PushMessage&)> on_message);
-  ~AsyncSubscriber();
+  ~AsyncSubscriber();  ///< closes without calling back (see ~AsyncClient)
   AsyncSubscriber(const AsyncSubscriber&) = delete;
   AsyncSubscriber& operator=(const AsyncSubscriber&) = delete;
 

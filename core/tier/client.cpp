@@ -8,6 +8,8 @@
 #include <cstring>
 #include <string_view>
 
+#include "tier/sigpipe.hpp"
+
 namespace tier {
 namespace {
 
@@ -205,7 +207,9 @@ class Connection {
   bool used_ = false;
 };
 
-Client::Client(ClientOptions options) : options_(std::move(options)) {}
+Client::Client(ClientOptions options) : options_(std::move(options)) {
+  ignore_sigpipe();
+}
 Client::Client(const std::string& url) : Client(ClientOptions{RedisEndpoint::parse(url)}) {}
 Client::~Client() = default;
 

@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <libpq-fe.h>
-#include <spdlog/spdlog.h>
 #include <uv.h>
 
 #include <algorithm>
@@ -12,6 +11,7 @@
 #include "tier/backoff.hpp"
 #include "tier/errors.hpp"
 #include "tier/resolve.hpp"
+#include "tier/sigpipe.hpp"
 
 namespace tier {
 
@@ -168,6 +168,7 @@ PgResult convert(const PGresult* r) {
 class PgLink : public std::enable_shared_from_this<PgLink> {
  public:
   PgLink(uv_loop_t* loop, PgOptions o) : loop_(loop), opts_(std::move(o)) {
+    ignore_sigpipe();
     if (opts_.connect_timeout.count() <= 0) {
       opts_.connect_timeout = ms{5000};
     }
@@ -262,6 +263,19 @@ class PgLink : public std::enable_shared_from_this<PgLink> {
     }
   }
 
+  /// The owner is being destroyed: close without calling back into its code (pending
+  /// callbacks and the state callback are released unrun).
+  void abandon() {
+    state_cb_ = nullptr;
+    if (current_) {
+      current_->done = nullptr;
+    }
+    for (auto& job : queue_) {
+      job->done = nullptr;
+    }
+    close();
+  }
+
   void submit(std::vector<PgStatement> statements, bool pipelined, ms timeout, PgCallback done) {
     if (state_ == LinkState::closed) {
       ++counters_.jobs_failed;
@@ -298,19 +312,6 @@ class PgLink : public std::enable_shared_from_this<PgLink> {
   void set_state(LinkState s, const std::string& why) {
     if (s == state_) {
       return;
-    }
-    // Degraded mode is logged once per change between usable and not, not once per retry.
-    if (s == LinkState::ready) {
-      spdlog::info("{}: connected", opts_.label);
-    } else if (state_ == LinkState::ready && s != LinkState::closed) {
-      spdlog::warn("{}: {}", opts_.label, why);
-    } else if (s == LinkState::disconnected && !logged_down_) {
-      spdlog::warn("{}: cannot connect: {}", opts_.label, why);
-    }
-    if (s == LinkState::ready) {
-      logged_down_ = false;
-    } else if (s == LinkState::disconnected) {
-      logged_down_ = true;
     }
     state_ = s;
     if (state_cb_) {
@@ -794,7 +795,6 @@ class PgLink : public std::enable_shared_from_this<PgLink> {
   uv_timer_t* tick_ = nullptr;
   uv_timer_t* retry_ = nullptr;
   bool started_ = false;
-  bool logged_down_ = false;
   LinkState state_ = LinkState::disconnected;
   Clock::time_point connect_deadline_;
   std::deque<std::shared_ptr<Job>> queue_;
@@ -811,7 +811,7 @@ PgConn::PgConn(uv_loop_t* loop, PgOptions options)
     : link_(std::make_shared<detail::PgLink>(loop, std::move(options))) {}
 
 PgConn::~PgConn() {
-  link_->close();
+  link_->abandon();
 }
 
 void PgConn::start() {

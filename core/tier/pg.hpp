@@ -91,7 +91,9 @@ class PgConn {
  public:
   /// Throws InvalidArgument when the conninfo does not parse or carries a password.
   PgConn(uv_loop_t* loop, PgOptions options);
-  ~PgConn();  ///< closes; pending callbacks run with `closed`
+  /// Closes without calling back: pending callbacks and the state callback are released
+  /// unrun. Call close() first to have pending jobs fail with `closed`.
+  ~PgConn();
   PgConn(const PgConn&) = delete;
   PgConn& operator=(const PgConn&) = delete;
 

@@ -1,6 +1,13 @@
 // Transport behaviour: pipelines, AUTH, EVALSHA/NOSCRIPT, deadlines on a server that
 // stops answering, reconnect after a restart.
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
 #include <catch2/catch.hpp>
+#include <cerrno>
+#include <csignal>
 
 #include "support/helpers.hpp"
 #include "support/servers.hpp"
@@ -148,10 +155,47 @@ TEST_CASE("AsyncClient: close() fails pending ops with closed; nothing hangs", "
   server.pause();
   int failed = 0;
   for (int i = 0; i < 10; ++i) {
-    client->run(tier::raw({"PING"}), [&](auto r) { failed += !r.ok(); });
+    client->run(tier::raw({"PING"}),
+                [&](auto r) { failed += !r.ok() && r.error().kind == tier::ErrorKind::closed; });
   }
-  client.reset();  // closes
+  client->close();
   CHECK(failed == 10);
+  client.reset();
+  server.resume();
+}
+
+TEST_CASE("AsyncClient, AsyncSubscriber: a destructor never calls back into its owner", "[async]") {
+  tiertest::RedisServer server;
+  tiertest::TestLoop loop;
+  tier::AsyncOptions o;
+  o.endpoint = tier::RedisEndpoint::parse(server.url());
+  // Whatever the callbacks would touch dies with them: a call after destruction is a
+  // use-after-free under ASan, and a count here otherwise.
+  auto calls = std::make_shared<int>(0);
+  {
+    auto client = std::make_unique<tier::AsyncClient>(loop.get(), o);
+    tier::SubscriberOptions so;
+    so.link = o;
+    so.patterns = {"events:*"};
+    auto sub = std::make_unique<tier::AsyncSubscriber>(loop.get(), so,
+                                                       [calls](const tier::PushMessage&) {});
+    client->on_state([calls](tier::LinkState, const std::string&) { ++*calls; });
+    sub->on_state([calls](tier::LinkState, const std::string&) { ++*calls; });
+    client->start();
+    sub->start();
+    REQUIRE(loop.run_until([&] {
+      return client->state() == tier::LinkState::ready && sub->state() == tier::LinkState::ready;
+    }));
+    server.pause();
+    for (int i = 0; i < 10; ++i) {
+      client->run(tier::raw({"PING"}), [calls](auto) { ++*calls; });
+    }
+    *calls = 0;
+    client.reset();
+    sub.reset();
+  }
+  CHECK(*calls == 0);
+  CHECK(calls.use_count() == 1);  // the callbacks were released, not kept alive
   server.resume();
 }
 
@@ -218,4 +262,71 @@ TEST_CASE("AsyncClient: host names are resolved off the loop; unknown names fail
   CHECK(std::any_of(reasons.begin(), reasons.end(), [](const std::string& w) {
     return w.find("resolve no-such-host.invalid") != std::string::npos;
   }));
+}
+
+namespace {
+
+// Runs `body` in a forked child and returns its wait status (the child exits with the
+// body's return value). Signal dispositions are per process: the test binary keeps its own.
+int in_child(const std::function<int()>& body) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::_exit(body());
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return status;
+}
+
+// Writes to a socket whose peer is gone: the second write is the one that raises SIGPIPE.
+int write_to_closed_peer() {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) {
+    return 2;
+  }
+  ::close(fds[1]);
+  const char byte = 'x';
+  const bool failed = ::write(fds[0], &byte, 1) < 0 && ::write(fds[0], &byte, 1) < 0;
+  return failed && errno == EPIPE ? 0 : 3;
+}
+
+}  // namespace
+
+TEST_CASE("transports: a peer that resets a socket costs an EPIPE, not the process",
+          "[async][client]") {
+  tier::ClientOptions co;
+  co.endpoint = tier::RedisEndpoint::parse("redis://127.0.0.1:1");
+  SECTION("a Client was built: SIGPIPE is ignored") {
+    const int st = in_child([&] {
+      std::signal(SIGPIPE, SIG_DFL);
+      tier::Client client(co);
+      return write_to_closed_peer();
+    });
+    CHECK(WIFEXITED(st));
+    CHECK(WEXITSTATUS(st) == 0);
+  }
+  SECTION("an AsyncClient was built: SIGPIPE is ignored") {
+    const int st = in_child([&] {
+      std::signal(SIGPIPE, SIG_DFL);
+      uv_loop_t loop;
+      uv_loop_init(&loop);
+      tier::AsyncOptions o;
+      o.endpoint = co.endpoint;
+      tier::AsyncClient client(&loop, o);
+      return write_to_closed_peer();
+    });
+    CHECK(WIFEXITED(st));
+    CHECK(WEXITSTATUS(st) == 0);
+  }
+  SECTION("an application's own SIGPIPE handler is left alone") {
+    const int st = in_child([&] {
+      static volatile std::sig_atomic_t seen = 0;
+      std::signal(SIGPIPE, [](int) { seen = 1; });
+      tier::Client client(co);
+      const int rc = write_to_closed_peer();
+      return rc == 0 && seen == 1 ? 0 : 4;
+    });
+    CHECK(WIFEXITED(st));
+    CHECK(WEXITSTATUS(st) == 0);
+  }
 }

@@ -261,8 +261,26 @@ TEST_CASE("PgConn: closing fails queued jobs with closed", "[pg]") {
     tier::PgConn pg(loop.get(), options_for(server));
     pg.start();
     pg.query("SELECT 1", {}, [&](tier::Result<tier::PgResult> r) { out.emplace(r); });
+    pg.close();
   }
   REQUIRE(out.has_value());
   REQUIRE_FALSE(out->ok());
   CHECK(out->error().kind == tier::ErrorKind::closed);
+}
+
+TEST_CASE("PgConn: the destructor never calls back into its owner", "[pg]") {
+  auto& server = tiertest::postgres();
+  tiertest::TestLoop loop;
+  auto calls = std::make_shared<int>(0);
+  {
+    tier::PgConn pg(loop.get(), options_for(server));
+    pg.on_state([calls](tier::LinkState, const std::string&) { ++*calls; });
+    pg.start();
+    REQUIRE(loop.run_until([&] { return pg.state() == tier::LinkState::ready; }));
+    pg.query("SELECT pg_sleep(5)", {}, [calls](tier::Result<tier::PgResult>) { ++*calls; });
+    pg.query("SELECT 1", {}, [calls](tier::Result<tier::PgResult>) { ++*calls; });
+    *calls = 0;
+  }
+  CHECK(*calls == 0);
+  CHECK(calls.use_count() == 1);  // the callbacks were released, not kept alive
 }
