@@ -2,10 +2,12 @@
 // A strict one-pass JSON validator (RFC 8259): grammar, UTF-8 (no overlong forms, no
 // surrogate code points, nothing past U+10FFFF), \u escapes (surrogates only in valid
 // pairs), numbers that fit a double, and a nesting limit; no recursion, no allocation.
-// It accepts exactly what nlohmann::json::parse accepts (so a DOM built later from an
-// accepted text cannot fail), and answers in one pass over the bytes what a DOM parser
-// would take several times as long to decide. Optionally it hands back one top-level
-// member (the envelope "id") without building anything.
+// It accepts what nlohmann::json::parse accepts, with one deliberate difference: nlohmann
+// takes a NUL byte for the end of the input and ignores what follows it ({"a":1}\0garbage
+// parses), while here a NUL anywhere is refused, as RFC 8259 allows it nowhere outside an
+// escape. So a DOM built later from an accepted text cannot fail. It answers in one pass
+// over the bytes what a DOM parser would take several times as long to decide. Optionally it hands
+// back one top-level member (the envelope "id") without building anything.
 
 #include <cstddef>
 #include <optional>
