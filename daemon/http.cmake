@@ -3,7 +3,7 @@ include_guard(GLOBAL)
 # so tests link them without the rest of the daemon.
 find_library(HTTP_PARSER_LIB http_parser REQUIRED)
 
-add_library(tierd_http STATIC ${CMAKE_CURRENT_LIST_DIR}/http.cpp)
+add_library(tierd_http STATIC ${CMAKE_CURRENT_LIST_DIR}/http.cpp ${CMAKE_CURRENT_LIST_DIR}/http_session.cpp)
 target_include_directories(tierd_http PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(tierd_http PUBLIC tier PkgConfig::UV PRIVATE ${HTTP_PARSER_LIB} tierd_warnings)
 

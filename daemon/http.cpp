@@ -1,11 +1,8 @@
 #include "daemon/http.hpp"
 
-#include <http_parser.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cctype>
-#include <climits>
 #include <exception>
 #include <map>
 #include <unordered_set>
@@ -22,13 +19,6 @@ constexpr std::size_t kReadBufferBytes = 64 * 1024;
 constexpr std::size_t kMaxUnsentBytes = 256 * 1024;
 // A rejected connection (over max_connections) gets this long to take its 503.
 constexpr std::uint64_t kRejectTimeoutMs = 1000;
-
-bool iequals(const std::string& a, const std::string& b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 bool parse_port(const std::string& text, int& port) {
   if (text.empty() || text.size() > 5) {
@@ -110,44 +100,6 @@ std::string ListenAddress::to_string() const {
   return host + ":" + std::to_string(port);
 }
 
-std::string HttpRequest::header(const std::string& name) const {
-  for (const auto& [k, v] : headers) {
-    if (iequals(k, name)) {
-      return v;
-    }
-  }
-  return {};
-}
-
-const char* http_reason(int status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 204:
-      return "No Content";
-    case 400:
-      return "Bad Request";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 408:
-      return "Request Timeout";
-    case 413:
-      return "Content Too Large";
-    case 414:
-      return "URI Too Long";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 500:
-      return "Internal Server Error";
-    case 503:
-      return "Service Unavailable";
-    default:
-      return "Unknown";
-  }
-}
-
 namespace {
 
 struct Connection {
@@ -155,22 +107,12 @@ struct Connection {
   uv_tcp_t tcp{};
   uv_timer_t timer{};
   uv_shutdown_t shutdown{};
-  http_parser parser{};
+  std::unique_ptr<HttpSession> session;
   int open_handles = 0;
   bool closing = false;
   bool finishing = false;  // last response queued; shut down once it is written
   bool read_paused = false;
   bool rejected = false;  // over max_connections: not counted as open
-
-  // The request being parsed.
-  HttpRequest request;
-  std::string url;
-  std::string field;
-  std::string value;
-  bool in_value = false;
-  std::size_t header_bytes = 0;
-  int reject_status = 0;      // set by a parser callback that refuses the request
-  std::string pending_input;  // bytes read while parsing was paused
 };
 
 struct WriteReq {
@@ -183,7 +125,7 @@ struct WriteReq {
 struct HttpServer::Impl {
   uv_loop_t* loop;
   HttpOptions options;
-  std::map<std::string, std::map<std::string, HttpHandler>> routes;  // path -> method -> handler
+  HttpRoutes routes;
   uv_tcp_t listener{};
   bool listener_open = false;
   bool listening = false;
@@ -194,18 +136,14 @@ struct HttpServer::Impl {
   bool closed = false;
   bool orphaned = false;  // the HttpServer is gone: delete ourselves once closed
   std::vector<std::function<void()>> on_closed;
-  http_parser_settings settings{};
   char read_buf[kReadBufferBytes];
 
-  Impl(uv_loop_t* l, HttpOptions o) : loop(l), options(std::move(o)) { init_settings(); }
+  Impl(uv_loop_t* l, HttpOptions o) : loop(l), options(std::move(o)) {}
 
-  void init_settings();
   void on_connection(int status);
   void start_connection(Connection* c);
-  void feed(Connection* c, const char* data, std::size_t len);
-  void dispatch(Connection* c, bool keep_alive);
-  void send(Connection* c, const HttpResponse& response, bool keep_alive, bool head);
-  void fail(Connection* c, int status);
+  void feed(Connection* c, std::string_view data);
+  void write(Connection* c, std::string data);
   void finish(Connection* c);
   void close_connection(Connection* c);
   void handle_closed(Connection* c);
@@ -216,111 +154,6 @@ struct HttpServer::Impl {
   void begin_close();
   void maybe_finish_close();
 };
-
-namespace {
-
-Connection* conn_of(http_parser* p) {
-  return static_cast<Connection*>(p->data);
-}
-
-// Counts request-line and header bytes; a request whose head outgrows the limit is refused.
-int count_head(Connection* c, std::size_t len, int status) {
-  c->header_bytes += len;
-  if (c->header_bytes > c->server->options.max_request_bytes) {
-    c->reject_status = status;
-    return -1;
-  }
-  return 0;
-}
-
-void push_header(Connection* c) {
-  if (!c->field.empty() || !c->value.empty()) {
-    c->request.headers.emplace_back(std::move(c->field), std::move(c->value));
-  }
-  c->field.clear();
-  c->value.clear();
-  c->in_value = false;
-}
-
-}  // namespace
-
-void HttpServer::Impl::init_settings() {
-  http_parser_settings_init(&settings);
-  settings.on_message_begin = [](http_parser* p) {
-    Connection* c = conn_of(p);
-    c->request = HttpRequest{};
-    c->url.clear();
-    c->field.clear();
-    c->value.clear();
-    c->in_value = false;
-    c->header_bytes = 0;
-    return 0;
-  };
-  settings.on_url = [](http_parser* p, const char* at, std::size_t len) {
-    Connection* c = conn_of(p);
-    c->url.append(at, len);
-    return count_head(c, len, 414);
-  };
-  settings.on_header_field = [](http_parser* p, const char* at, std::size_t len) {
-    Connection* c = conn_of(p);
-    // A new header also costs its ": " and CRLF on the wire; counting them keeps many tiny
-    // headers from slipping under the limit.
-    bool new_field = c->in_value || c->field.empty();
-    if (c->in_value) {
-      push_header(c);
-    }
-    c->field.append(at, len);
-    return count_head(c, len + (new_field ? 4 : 0), 431);
-  };
-  settings.on_header_value = [](http_parser* p, const char* at, std::size_t len) {
-    Connection* c = conn_of(p);
-    c->in_value = true;
-    c->value.append(at, len);
-    return count_head(c, len, 431);
-  };
-  settings.on_headers_complete = [](http_parser* p) {
-    Connection* c = conn_of(p);
-    push_header(c);
-    c->request.method = http_method_str(static_cast<http_method>(p->method));
-    auto q = c->url.find('?');
-    c->request.path = c->url.substr(0, q);
-    if (q != std::string::npos) {
-      c->request.query = c->url.substr(q + 1);
-    }
-    // Refuse a declared body that cannot fit before reading any of it.
-    std::size_t limit = c->server->options.max_request_bytes;
-    std::size_t room = limit - std::min(c->header_bytes, limit);
-    if (p->content_length != ULLONG_MAX && p->content_length > room) {
-      c->reject_status = 413;
-      return -1;
-    }
-    return 0;
-  };
-  settings.on_body = [](http_parser* p, const char* at, std::size_t len) {
-    Connection* c = conn_of(p);
-    if (c->header_bytes + c->request.body.size() + len > c->server->options.max_request_bytes) {
-      c->reject_status = 413;
-      return -1;
-    }
-    c->request.body.append(at, len);
-    return 0;
-  };
-  settings.on_message_complete = [](http_parser* p) {
-    Connection* c = conn_of(p);
-    bool keep_alive = http_should_keep_alive(p) != 0;
-    c->server->dispatch(c, keep_alive);
-    if (c->closing || c->finishing) {
-      // Nothing after this request is read; stop the parser here.
-      return -1;
-    }
-    // The client must deliver its next request within a fresh timeout.
-    c->server->arm_timer(c, c->server->options.idle_timeout_ms);
-    if (uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&c->tcp)) > kMaxUnsentBytes) {
-      http_parser_pause(p, 1);
-    }
-    return 0;
-  };
-}
 
 void HttpServer::Impl::arm_timer(Connection* c, std::uint64_t ms) {
   if (ms == 0 || c->closing) {
@@ -364,7 +197,9 @@ void HttpServer::Impl::on_connection(int status) {
     HttpResponse r;
     r.status = 503;
     r.body = "too many connections\n";
-    send(c, r, false, false);
+    std::string out;
+    write_response(out, r, false, false);
+    write(c, std::move(out));
     finish(c);
     return;
   }
@@ -373,8 +208,7 @@ void HttpServer::Impl::on_connection(int status) {
 }
 
 void HttpServer::Impl::start_connection(Connection* c) {
-  http_parser_init(&c->parser, HTTP_REQUEST);
-  c->parser.data = c;
+  c->session = std::make_unique<HttpSession>(routes, options.max_request_bytes, &stats);
   arm_timer(c, options.idle_timeout_ms);
   uv_read_start(reinterpret_cast<uv_stream_t*>(&c->tcp), &Impl::alloc_cb, &Impl::read_cb);
 }
@@ -389,7 +223,7 @@ void HttpServer::Impl::alloc_cb(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
 void HttpServer::Impl::read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   auto* conn = static_cast<Connection*>(s->data);
   if (nread > 0) {
-    conn->server->feed(conn, buf->base, static_cast<std::size_t>(nread));
+    conn->server->feed(conn, std::string_view(buf->base, static_cast<std::size_t>(nread)));
   } else if (nread < 0) {
     // EOF or error: answers already queued still go out (a client may send its requests and
     // half-close), then the connection is shut down.
@@ -402,27 +236,33 @@ void HttpServer::Impl::read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* bu
   }
 }
 
-void HttpServer::Impl::feed(Connection* c, const char* data, std::size_t len) {
+void HttpServer::Impl::feed(Connection* c, std::string_view data) {
   if (c->closing || c->finishing) {
     return;
   }
-  std::size_t parsed = http_parser_execute(&c->parser, &settings, data, len);
-  if (c->closing || c->finishing) {
+  const std::uint64_t answered = c->session->answered();
+  std::string out;
+  c->session->feed(data, out, kMaxUnsentBytes);
+  if (!out.empty()) {
+    write(c, std::move(out));
+  }
+  if (c->closing) {
     return;
   }
-  auto err = HTTP_PARSER_ERRNO(&c->parser);
-  if (err == HPE_PAUSED) {
-    c->pending_input.assign(data + parsed, len - parsed);
+  if (c->session->done()) {
+    finish(c);
+    return;
+  }
+  if (c->session->answered() != answered) {
+    // The client must deliver its next request within a fresh timeout.
+    arm_timer(c, options.idle_timeout_ms);
+  }
+  if (c->session->blocked() && !c->read_paused) {
+    // Answers pile up faster than the client takes them: stop reading until it does, so a
+    // client that sends without reading cannot make us buffer without bound.
     uv_read_stop(reinterpret_cast<uv_stream_t*>(&c->tcp));
     c->read_paused = true;
-    return;
-  }
-  if (c->reject_status != 0) {
-    fail(c, c->reject_status);
-  } else if (err == HPE_HEADER_OVERFLOW) {
-    fail(c, 431);
-  } else if (err != HPE_OK) {
-    fail(c, 400);
+    stats.paused_reads++;
   }
 }
 
@@ -432,83 +272,16 @@ void HttpServer::Impl::maybe_resume(Connection* c) {
     return;
   }
   c->read_paused = false;
-  http_parser_pause(&c->parser, 0);
-  std::string input = std::move(c->pending_input);
-  c->pending_input.clear();
-  feed(c, input.data(), input.size());
+  feed(c, {});  // what was held back
   if (!c->read_paused && !c->closing && !c->finishing) {
     uv_read_start(reinterpret_cast<uv_stream_t*>(&c->tcp), &Impl::alloc_cb, &Impl::read_cb);
   }
 }
 
-void HttpServer::Impl::dispatch(Connection* c, bool keep_alive) {
-  const HttpRequest& req = c->request;
-  bool head = req.method == "HEAD";
-  HttpResponse response;
-  auto path_it = routes.find(req.path);
-  if (path_it == routes.end()) {
-    response.status = 404;
-    response.body = "not found\n";
-  } else {
-    const auto& methods = path_it->second;
-    auto m = methods.find(head ? std::string("GET") : req.method);
-    if (head && m == methods.end()) {
-      m = methods.find("HEAD");
-    }
-    if (m == methods.end()) {
-      response.status = 405;
-      response.body = "method not allowed\n";
-      std::string allow;
-      for (const auto& [name, _] : methods) {
-        allow += (allow.empty() ? "" : ", ") + name;
-        if (name == "GET") {
-          allow += ", HEAD";
-        }
-      }
-      response.headers.emplace_back("Allow", allow);
-    } else {
-      try {
-        response = m->second(req);
-      } catch (const std::exception& e) {
-        // A handler bug must not take the daemon down; the client sees 500.
-        spdlog::warn("http: handler for {} {} threw: {}", req.method, req.path, e.what());
-        response = HttpResponse{};
-        response.status = 500;
-        response.body = "internal error\n";
-      }
-    }
-  }
-  stats.requests++;
-  send(c, response, keep_alive, head);
-  if (!keep_alive) {
-    finish(c);
-  }
-}
-
-void HttpServer::Impl::send(Connection* c, const HttpResponse& r, bool keep_alive, bool head) {
+void HttpServer::Impl::write(Connection* c, std::string data) {
   auto* w = new WriteReq();
-  std::string& out = w->data;
-  out.reserve(160 + (head ? 0 : r.body.size()));
-  out += "HTTP/1.1 ";
-  out += std::to_string(r.status);
-  out += ' ';
-  out += http_reason(r.status);
-  out += "\r\nContent-Type: ";
-  out += r.content_type;
-  out += "\r\nContent-Length: ";
-  out += std::to_string(r.body.size());
-  out += keep_alive ? "\r\nConnection: keep-alive\r\n" : "\r\nConnection: close\r\n";
-  for (const auto& [k, v] : r.headers) {
-    out += k;
-    out += ": ";
-    out += v;
-    out += "\r\n";
-  }
-  out += "\r\n";
-  if (!head) {
-    out += r.body;
-  }
-  uv_buf_t buf = uv_buf_init(out.data(), static_cast<unsigned>(out.size()));
+  w->data = std::move(data);
+  uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
   int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c->tcp), &buf, 1,
                     [](uv_write_t* req, int status) {
                       auto* conn = static_cast<Connection*>(req->handle->data);
@@ -517,6 +290,7 @@ void HttpServer::Impl::send(Connection* c, const HttpResponse& r, bool keep_aliv
                         return;
                       }
                       if (status < 0) {
+                        // The peer reset the connection (EPIPE, ECONNRESET): drop it.
                         conn->server->close_connection(conn);
                         return;
                       }
@@ -526,15 +300,6 @@ void HttpServer::Impl::send(Connection* c, const HttpResponse& r, bool keep_aliv
     delete w;
     close_connection(c);
   }
-}
-
-void HttpServer::Impl::fail(Connection* c, int status) {
-  stats.bad_requests++;
-  HttpResponse r;
-  r.status = status;
-  r.body = std::string(http_reason(status)) + "\n";
-  send(c, r, false, false);
-  finish(c);
 }
 
 void HttpServer::Impl::finish(Connection* c) {
@@ -630,7 +395,16 @@ HttpServer::~HttpServer() {
 }
 
 void HttpServer::route(const std::string& method, const std::string& path, HttpHandler handler) {
-  impl_->routes[path][method] = std::move(handler);
+  impl_->routes.add(method, path,
+                    [method, path, handler = std::move(handler)](const HttpRequest& request) {
+                      try {
+                        return handler(request);
+                      } catch (const std::exception& e) {
+                        // The client gets 500 (HttpRoutes); the log says which route threw.
+                        spdlog::warn("http: handler for {} {} threw: {}", method, path, e.what());
+                        throw;
+                      }
+                    });
 }
 
 tier::Status HttpServer::start() {

@@ -1,6 +1,7 @@
 #pragma once
 // A small HTTP/1.1 server for /metrics, /healthz and /readyz on the daemon's own uv loop.
-// Handlers run on the loop and must not block. Every connection is bounded: a request must
+// The protocol is HttpSession's (http_session.hpp); this file moves its bytes to and from
+// sockets. Handlers run on the loop and must not block. Every connection is bounded: a request must
 // arrive whole within the idle timeout (so a client trickling bytes is dropped), its headers
 // and body have size limits, and the number of open connections is capped.
 
@@ -13,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "daemon/http_session.hpp"
 #include "tier/result.hpp"
 
 namespace tierd {
@@ -43,35 +45,6 @@ struct HttpOptions {
   std::size_t max_connections = 64;
 };
 
-struct HttpRequest {
-  std::string method;  ///< "GET", "HEAD", ...
-  std::string path;    ///< the target without the query string
-  std::string query;   ///< after '?', without it; empty when absent
-  std::vector<std::pair<std::string, std::string>> headers;  ///< as received
-  std::string body;
-
-  /// The first header with this name (case-insensitive), or empty.
-  std::string header(const std::string& name) const;
-};
-
-struct HttpResponse {
-  int status = 200;
-  std::string content_type = "text/plain; charset=utf-8";
-  std::string body;
-  std::vector<std::pair<std::string, std::string>> headers;  ///< extra headers
-};
-
-using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
-
-/// Counters for /metrics and tests.
-struct HttpStats {
-  std::uint64_t requests = 0;               ///< requests answered by a route
-  std::uint64_t bad_requests = 0;           ///< 400, 413, 431 answers
-  std::uint64_t rejected_connections = 0;   ///< over max_connections
-  std::uint64_t timed_out_connections = 0;  ///< closed by the idle timeout
-  std::size_t open_connections = 0;
-};
-
 class HttpServer {
  public:
   HttpServer(uv_loop_t* loop, HttpOptions options);
@@ -96,8 +69,5 @@ class HttpServer {
  private:
   Impl* impl_;  // owned; it deletes itself once its handles are closed (see ~HttpServer)
 };
-
-/// The reason phrase of a status code ("Not Found").
-const char* http_reason(int status);
 
 }  // namespace tierd

@@ -170,6 +170,11 @@ std::unique_ptr<HttpServer> make_server(TestLoop& loop, HttpOptions o = test_opt
     r.body = req.query + "|" + req.header("x-tag");
     return r;
   });
+  server->route("POST", "/echo", [](const HttpRequest& req) {
+    HttpResponse r;
+    r.body = "body=" + req.body;
+    return r;
+  });
   server->route("GET", "/big", [](const HttpRequest&) {
     HttpResponse r;
     r.body = std::string(4096, 'x');
@@ -366,8 +371,10 @@ TEST_CASE("http: a pipelining client that does not read is paused, not buffered"
     batch += get("/big");
   }
   c.send(loop, batch);
-  loop.run_until([] { return false; }, 200ms);
-  // The server stopped answering until we read; now read everything.
+  // The server stops parsing once its unsent answers pass the bound, long before 2000.
+  REQUIRE(loop.run_until([&] { return server->stats().paused_reads >= 1; }));
+  CHECK(server->stats().requests < 2000);
+  // Now read everything: the held requests are answered as the client takes the answers.
   REQUIRE(c.wait_responses(loop, 2000, 20s));
   auto r = c.responses();
   CHECK(r.size() == 2000);
@@ -626,5 +633,112 @@ TEST_CASE("http: a client that resets mid-response does not disturb the server",
   ok.send(loop, get("/healthz"));
   REQUIRE(ok.wait_responses(loop, 1));
   CHECK(ok.responses()[0].status == 200);
+  close_server(loop, *server);
+}
+
+// Findings of a conformance probe (RFC 9110/9112), each against the real server.
+
+TEST_CASE("http: requests pipelined after Upgrade: or CONNECT are answered", "[http]") {
+  TestLoop loop;
+  auto server = make_server(loop);
+  RawClient c(server->port());
+  c.send(loop, get("/echo?u=1", "Connection: Upgrade\r\nUpgrade: websocket\r\n") +
+                   "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n" +
+                   get("/echo?after=1"));
+  // Before the fix the last two waited for the 10 s idle timeout.
+  REQUIRE(c.wait_responses(loop, 3, 2s));
+  auto r = c.responses();
+  CHECK(r[0].status == 200);  // Upgrade ignored: answered as a plain request
+  CHECK(r[0].body == "u=1|");
+  CHECK(r[1].status == 501);  // not a proxy
+  CHECK(r[2].status == 200);
+  CHECK(r[2].body == "after=1|");
+  CHECK_FALSE(c.eof());
+  close_server(loop, *server);
+}
+
+TEST_CASE("http: Expect: 100-continue gets 100 before the body, other expectations 417", "[http]") {
+  TestLoop loop;
+  auto server = make_server(loop);
+  {
+    RawClient c(server->port());
+    c.send(loop,
+           "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    // The client waits for the interim answer before it sends the body.
+    REQUIRE(c.wait_responses(loop, 1, 2s));
+    CHECK(c.responses()[0].status == 100);
+    c.send(loop, "hello");
+    REQUIRE(c.wait_responses(loop, 2, 2s));
+    CHECK(c.responses()[1].status == 200);
+    CHECK(c.responses()[1].body == "body=hello");
+  }
+  {
+    RawClient c(server->port());
+    c.send(loop, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: teapot\r\n\r\n");
+    REQUIRE(c.wait_responses(loop, 1, 2s));
+    CHECK(c.responses()[0].status == 417);
+    CHECK(c.wait_eof(loop, 2s));
+  }
+  {
+    // A body that cannot fit gets its final answer instead of 100.
+    RawClient c(server->port());
+    c.send(loop,
+           "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999\r\n"
+           "Expect: 100-continue\r\n\r\n");
+    REQUIRE(c.wait_responses(loop, 1, 2s));
+    CHECK(c.responses()[0].status == 413);
+  }
+  close_server(loop, *server);
+}
+
+TEST_CASE("http: absolute-form targets route on their path", "[http]") {
+  TestLoop loop;
+  auto server = make_server(loop);
+  RawClient c(server->port());
+  c.send(loop, get("http://t/healthz") + get("HTTP://T:9464/echo?x=1") + get("http://t"));
+  REQUIRE(c.wait_responses(loop, 3, 2s));
+  auto r = c.responses();
+  CHECK(r[0].status == 200);
+  CHECK(r[0].body == "ok\n");
+  CHECK(r[1].status == 200);
+  CHECK(r[1].body == "x=1|");
+  CHECK(r[2].status == 404);  // path "/"
+  close_server(loop, *server);
+}
+
+TEST_CASE("http: a chunk larger than the limit is refused at once", "[http]") {
+  TestLoop loop;
+  auto server = make_server(loop);
+  RawClient c(server->port());
+  c.send(loop,
+         "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "7FFFFFFFFFFFFFFF\r\n");
+  REQUIRE(c.wait_responses(loop, 1, 2s));
+  CHECK(c.responses()[0].status == 413);
+  CHECK(c.wait_eof(loop, 2s));
+  // Small chunks within the limit are fine.
+  RawClient ok(server->port());
+  ok.send(loop,
+          "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+          "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
+  REQUIRE(ok.wait_responses(loop, 1, 2s));
+  CHECK(ok.responses()[0].body == "body=abcde");
+  close_server(loop, *server);
+}
+
+TEST_CASE("http: a version other than HTTP/1.x gets 505", "[http]") {
+  TestLoop loop;
+  auto server = make_server(loop);
+  for (const char* version : {"HTTP/9.9", "HTTP/2.0", "HTTP/0.9"}) {
+    RawClient c(server->port());
+    c.send(loop, std::string("GET /healthz ") + version + "\r\nHost: t\r\n\r\n");
+    REQUIRE(c.wait_responses(loop, 1, 2s));
+    INFO(version);
+    CHECK(c.responses()[0].status == 505);
+  }
+  RawClient c(server->port());
+  c.send(loop, "GET /healthz HTTP/1.0\r\n\r\n");
+  REQUIRE(c.wait_responses(loop, 1, 2s));
+  CHECK(c.responses()[0].status == 200);
   close_server(loop, *server);
 }
