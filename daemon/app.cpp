@@ -19,6 +19,11 @@ namespace tierd {
 
 namespace {
 
+using Clock = std::chrono::steady_clock;
+
+// While a link stays down with the same cause, a reminder this often (not once per retry).
+constexpr std::chrono::seconds kStillDownLogInterval{60};
+
 std::string instance_id() {
   char host[256] = {};
   if (gethostname(host, sizeof(host) - 1) != 0) {
@@ -107,18 +112,28 @@ struct App::Impl {
   bool stopping = false;
   bool finished = false;
   int exit_code = 0;
-  bool commands_were_ready = false;
-  bool subscriber_was_ready = false;
-  bool commands_up = false;
-  bool subscriber_up = false;
-  bool postgres_was_ready = false;
-  bool postgres_up = false;
+  /// What the daemon knows of one link's health, for logs, /metrics and /readyz.
+  struct LinkWatch {
+    const char* name;    // "commands", "subscriber", "postgres"
+    const char* system;  // "redis", "postgres"
+    bool up = false;
+    bool was_ready = false;  // has been ready at least once
+    bool down_logged = false;
+    Clock::time_point down_since{};
+    Clock::time_point last_log{};
+    std::string cause;   // failure_cause() of the last failure
+    std::string reason;  // the last failure, as the link gave it (no secrets)
+  };
+  LinkWatch commands_watch{"commands", "redis"};
+  LinkWatch subscriber_watch{"subscriber", "redis"};
+  LinkWatch postgres_watch{"postgres", "postgres"};
 
-  void link_state(const char* link, tier::LinkState s, const std::string& reason, bool& was_ready,
-                  bool& up) {
+  // A degraded state is logged when it is entered, with its cause, when the cause changes,
+  // every kStillDownLogInterval while it lasts, and when it ends: at start as much as later.
+  // Links go ready -> disconnected (with the reason) -> connecting -> ready or disconnected.
+  void link_state(LinkWatch& w, tier::LinkState s, const std::string& reason) {
     const bool now_up = s == tier::LinkState::ready;
-    const bool pg = std::string(link) == "postgres";
-    const char* system = pg ? "postgres" : "redis";
+    const bool pg = &w == &postgres_watch;
     if (pg) {
       metrics.gauge("tierd_postgres_up", "1 when the PostgreSQL connection is ready")
           .with()
@@ -126,41 +141,68 @@ struct App::Impl {
     } else {
       metrics
           .gauge("tierd_redis_link_up", "1 when the Redis link is ready (subscriber: subscribed)")
-          .with({{"link", link}})
+          .with({{"link", w.name}})
           .set(now_up ? 1 : 0);
     }
-    if (now_up == up) {
-      return;  // connecting <-> disconnected while down: not a change worth a line
+    if (stopping) {
+      return;
     }
-    up = now_up;
-    if (now_up) {
-      if (was_ready) {
-        if (pg) {
-          metrics
-              .counter("tierd_postgres_reconnects_total",
-                       "Times the PostgreSQL connection came back after a loss")
-              .with()
-              .inc();
-        } else {
-          metrics
-              .counter("tierd_redis_reconnects_total", "Times a Redis link came back after a loss")
-              .with({{"link", link}})
-              .inc();
-        }
-        if (std::string(link) == "subscriber") {
-          // Pub/sub is at-most-once: what was published meanwhile is gone (DESIGN §3).
-          logger->warn("redis {}: re-subscribed; messages published while it was down are lost",
-                       link);
-        } else {
-          logger->info("{} {}: ready again", system, link);
-        }
-      } else {
-        logger->info("{} {}: ready", system, link);
+    const auto now = Clock::now();
+    if (s == tier::LinkState::disconnected) {
+      const std::string cause = tier::failure_cause(reason);
+      metrics
+          .counter("tierd_link_failures_total",
+                   "Connection attempts failed or connections lost, by link and cause")
+          .with({{"link", w.name}, {"cause", cause}})
+          .inc();
+      const bool new_cause = cause != w.cause;
+      w.cause = cause;
+      w.reason = reason;
+      w.up = false;
+      if (!w.down_logged) {
+        w.down_logged = true;
+        w.down_since = now;
+        w.last_log = now;
+        logger->warn("{} {}: down ({}): {}", w.system, w.name, cause, reason);
+        update_status();
+      } else if (new_cause || now - w.last_log >= kStillDownLogInterval) {
+        w.last_log = now;
+        logger->warn("{} {}: still down after {} s ({}): {}", w.system, w.name,
+                     std::chrono::duration_cast<std::chrono::seconds>(now - w.down_since).count(),
+                     cause, reason);
+        update_status();
       }
-      was_ready = true;
-    } else if (!stopping) {
-      logger->warn("{} {}: {} ({})", system, link, tier::to_string(s), reason);
+      return;
     }
+    if (!now_up || w.up) {
+      return;  // connecting: the outcome is logged, not the attempt
+    }
+    w.up = true;
+    const auto down_for =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - w.down_since).count();
+    if (w.was_ready) {
+      metrics
+          .counter(pg ? "tierd_postgres_reconnects_total" : "tierd_redis_reconnects_total",
+                   pg ? "Times the PostgreSQL connection came back after a loss"
+                      : "Times a Redis link came back after a loss")
+          .with(pg ? tier::metrics::Labels{} : tier::metrics::Labels{{"link", w.name}})
+          .inc();
+    }
+    if (w.was_ready && &w == &subscriber_watch) {
+      // Pub/sub is at-most-once: what was published meanwhile is gone (DESIGN §3).
+      logger->warn(
+          "redis subscriber: re-subscribed after {} ms down; messages published meanwhile are "
+          "lost",
+          down_for);
+    } else if (w.down_logged) {
+      logger->info("{} {}: ready after {} ms down", w.system, w.name, down_for);
+    } else {
+      logger->info("{} {}: ready", w.system, w.name);
+    }
+    w.was_ready = true;
+    w.down_logged = false;
+    w.cause.clear();
+    w.reason.clear();
     update_status();
   }
 
@@ -178,12 +220,22 @@ struct App::Impl {
     Readiness r;
     r.ready = !stopping && cmd == tier::LinkState::ready && sub == tier::LinkState::ready;
     std::string body;
-    body += ",\"redis_commands\":" + json_escape(tier::to_string(cmd));
-    body += ",\"redis_subscriber\":" + json_escape(tier::to_string(sub));
+    auto link = [&](const char* key, tier::LinkState state, const LinkWatch& w) {
+      body += ",\"";
+      body += key;
+      body += "\":" + json_escape(tier::to_string(state));
+      if (state != tier::LinkState::ready && !w.reason.empty()) {
+        body += ",\"";
+        body += key;
+        body += "_error\":" + json_escape(w.cause + ": " + w.reason);
+      }
+    };
+    link("redis_commands", cmd, commands_watch);
+    link("redis_subscriber", sub, subscriber_watch);
     if (postgres) {
       const auto pg = postgres->state();
       r.ready = r.ready && pg == tier::LinkState::ready;
-      body += ",\"postgres\":" + json_escape(tier::to_string(pg));
+      link("postgres", pg, postgres_watch);
     }
     // A write_behind table that failed its start-up check (a typo in a column) stores
     // nothing until the config is fixed: its handler holds tierd_writebehind_table_up at 0.
@@ -335,9 +387,8 @@ tier::Status App::start() {
   ao.client_name = "tierd";
   ao.label = "commands";
   m.redis = std::make_unique<tier::AsyncClient>(m.loop, ao);
-  m.redis->on_state([&m](tier::LinkState s, const std::string& why) {
-    m.link_state("commands", s, why, m.commands_were_ready, m.commands_up);
-  });
+  m.redis->on_state(
+      [&m](tier::LinkState s, const std::string& why) { m.link_state(m.commands_watch, s, why); });
 
   if (!c.postgres_conninfo.empty()) {
     tier::PgOptions po;
@@ -350,7 +401,7 @@ tier::Status App::start() {
       return tier::make_error(tier::ErrorKind::invalid, std::string("postgres: ") + e.what());
     }
     m.postgres->on_state([&m](tier::LinkState s, const std::string& why) {
-      m.link_state("postgres", s, why, m.postgres_was_ready, m.postgres_up);
+      m.link_state(m.postgres_watch, s, why);
     });
     m.metrics.gauge("tierd_postgres_up", "1 when the PostgreSQL connection is ready").with().set(0);
   }
@@ -377,7 +428,7 @@ tier::Status App::start() {
         }
       });
   m.subscriber->on_state([&m](tier::LinkState s, const std::string& why) {
-    m.link_state("subscriber", s, why, m.subscriber_was_ready, m.subscriber_up);
+    m.link_state(m.subscriber_watch, s, why);
   });
 
   if (auto st = m.start_http(); !st.ok()) {

@@ -16,109 +16,13 @@
 #include "support/helpers.hpp"
 #include "support/servers.hpp"
 #include "tier/op.hpp"
-
-namespace {
+#include "tierd_process.hpp"
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-
-struct HttpReply {
-  int status = 0;  ///< 0 = no answer
-  std::string body;
-};
-
-/// Blocking GET on the test side (the daemon under test is a separate process).
-HttpReply http_get(int port, const std::string& path) {
-  HttpReply out;
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) {
-    return out;
-  }
-  timeval tv{2, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return out;
-  }
-  const std::string req = "GET " + path + " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
-  if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
-    ::close(fd);
-    return out;
-  }
-  std::string raw;
-  char buf[65536];
-  ssize_t n;
-  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) {
-    raw.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  if (raw.rfind("HTTP/1.1 ", 0) != 0 || raw.size() < 12) {
-    return out;
-  }
-  out.status = std::stoi(raw.substr(9, 3));
-  const auto body = raw.find("\r\n\r\n");
-  out.body = body == std::string::npos ? "" : raw.substr(body + 4);
-  return out;
-}
-
-/// The value of one sample line in a /metrics text ("name{labels}"), or -1.
-double sample(const std::string& text, const std::string& series) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(series + " ", 0) == 0) {
-      return std::stod(line.substr(series.size() + 1));
-    }
-  }
-  return -1;
-}
-
-/// tierd started from a config file written for the test.
-class Tierd {
- public:
-  /// `env` is set in the child only (NAME=value pairs).
-  Tierd(const std::string& redis_url, const std::string& prefix,
-        const std::vector<std::pair<std::string, std::string>>& env = {})
-      : dir_("tierd"), port_(tiertest::free_port()), path_(dir_.path() + "/tierd.yaml") {
-    yaml_ = "redis:\n  url: " + redis_url + "\n  command_timeout_ms: 1000\n" +
-            "http:\n  listen: 127.0.0.1:" + std::to_string(port_) + "\nnamespace: \"" + prefix +
-            "\"\nshutdown_timeout_ms: 2000\nlog_level: info\nhandlers:\n"
-            "  - type: invalidate\n    on: [\"system:cache_invalidation\"]\n";
-    write(yaml_);
-    // The child inherits the environment at spawn; set it only around the fork.
-    for (const auto& [k, v] : env) {
-      ::setenv(k.c_str(), v.c_str(), 1);
-    }
-    proc_.spawn({TIERD_PATH, "--config", path_}, dir_.path() + "/tierd.log");
-    for (const auto& [k, v] : env) {
-      ::unsetenv(k.c_str());
-    }
-  }
-  void write(const std::string& text) { std::ofstream(path_, std::ios::trunc) << text; }
-  HttpReply get(const std::string& path) const { return http_get(port_, path); }
-  bool ready() const { return get("/readyz").status == 200; }
-  std::string metrics() const { return get("/metrics").body; }
-  std::string log() const {
-    std::ifstream in(dir_.path() + "/tierd.log");
-    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  }
-  tiertest::Process& proc() { return proc_; }
-  const std::string& yaml() const { return yaml_; }
-
- private:
-  tiertest::TempDir dir_;
-  int port_;
-  std::string path_;
-  std::string yaml_;
-  tiertest::Process proc_;
-};
-
-}  // namespace
+using tiertest::HttpReply;
+using tiertest::sample;
+using tiertest::Tierd;
 
 TEST_CASE("tierd binary: invalidates, counts bad input in /metrics, survives SIGHUP, exits 0") {
   tier::Client& c = tiertest::redis().client();

@@ -140,6 +140,7 @@ bool Process::running() {
   pid_t r = ::waitpid(pid_, &status, WNOHANG);
   if (r == pid_) {
     pid_ = -1;
+    status_ = status;
     return false;
   }
   return true;

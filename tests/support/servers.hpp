@@ -32,10 +32,13 @@ class Process {
   void kill_and_wait() { stop(9, 5000); }
   void signal(int sig) const;
   bool running();
+  /// The wait status of a child that running() found gone (e.g. WTERMSIG 13 = SIGPIPE).
+  int status() const { return status_; }
   pid_t pid() const { return pid_; }
 
  private:
   pid_t pid_ = -1;
+  int status_ = 0;
 };
 
 /// Runs a command to completion (as `run_as` if set); throws with its output on failure.
