@@ -6,6 +6,7 @@
 
 #include <csignal>
 #include <fstream>
+#include <sstream>
 
 #include "worker_rig.hpp"
 
@@ -159,6 +160,56 @@ TEST_CASE("tierd write_behind: SIGKILL mid-flush several times, then all lands o
   check_final(pg, table, newest);
   CHECK(wbtest::xlen(redis.client(), wb.dead_stream(table)) == 0);
   const int status = last.proc().stop(SIGTERM, 10000);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("tierd write_behind: Redis kills tierd's links (CLIENT KILL) mid-batch, all lands once",
+          "[daemon][kill]") {
+  auto& redis = tiertest::redis();
+  auto& pg = tiertest::postgres();
+  tiertest::TestKeys keys(redis.client(), "wb-ckill");
+  const std::string table = "wb_ckill";
+  create_logged_table(pg, table);
+  tier::WriteBehind wb({.prefix = keys.prefix()});
+  auto stream = wb.stream(table);
+  auto newest = enqueue_versions(redis.client(), wb, table);
+  auto written = [&] {
+    return std::stoll(pg.query("SELECT count(*) FROM " + table + "_log").at(0));
+  };
+
+  Tierd t(redis.url(), pg, keys.prefix(), table);
+  tier::Client admin(redis.url());
+  int killed = 0;
+  long long last_written = 0;
+  for (int round = 0; round < 5 && wbtest::xlen(redis.client(), stream) > 300; ++round) {
+    // Kill every link (commands, subscriber, stream reader) while rows are being written.
+    if (!tiertest::eventually([&] { return written() > last_written + 50; }, 15s)) {
+      break;
+    }
+    const std::string list = admin.run(tier::raw({"CLIENT", "LIST"})).str;
+    std::istringstream in(list);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("id=", 0) == 0 && line.find(" name=tierd") != std::string::npos) {
+        const std::string id = line.substr(3, line.find(' ') - 3);
+        killed += admin.try_run(tier::raw({"CLIENT", "KILL", "ID", id})).ok() ? 1 : 0;
+      }
+    }
+    last_written = written();
+  }
+  CHECK(killed >= 3);
+  INFO(t.log());
+  REQUIRE(t.proc().running());
+  REQUIRE(tiertest::eventually(
+      [&] {
+        return wbtest::xlen(redis.client(), stream) == 0 &&
+               wbtest::pending(redis.client(), stream) == 0;
+      },
+      30s));
+  check_final(pg, table, newest);
+  CHECK(wbtest::xlen(redis.client(), wb.dead_stream(table)) == 0);
+  const int status = t.proc().stop(SIGTERM, 10000);
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
 }
