@@ -1,5 +1,5 @@
-// wb enqueue / status / dead / replay: the write-behind stream of a table (README
-// "Write-behind to PostgreSQL") through tier::WriteBehind, so operators use the same layout
+// wb enqueue / status / dead / replay: the write-behind stream of a table
+// (docs/write-behind.md) through tier::WriteBehind, so operators use the same layout
 // and scripts as the library and the worker.
 
 #include <CLI/CLI.hpp>

@@ -1,6 +1,7 @@
 // tierctl wb: the real binary against the harness's redis-server. Entries are checked with
-// XRANGE against the stream contract (README "The stream contract"); dead letters are made
-// by the worker's own script (core/lua/write_behind_dead.lua), so the layout is the real one.
+// XRANGE against the stream contract (docs/contracts.md, "Write-behind stream"); dead
+// letters are made by the worker's own script (core/lua/write_behind_dead.lua), so the layout is
+// the real one.
 
 #include <catch2/catch.hpp>
 #include <map>
