@@ -23,6 +23,7 @@
 #include "tier/op.hpp"
 #include "tier/script.hpp"
 #include "tier/writebehind.hpp"
+#include "tier/writebehind_row.hpp"
 
 namespace tier {
 
@@ -53,12 +54,7 @@ struct Entry {
 
 // One row to write after coalescing: the newest entry of a key, with the columns of
 // older upserts it supersedes folded in (as if they had been applied in order).
-struct Change {
-  WriteOp op = WriteOp::upsert;
-  std::vector<std::optional<std::string>> values;  // by column index; nullopt = NULL
-  std::uint64_t mask = 0;                          // the columns the row carries
-  std::optional<long long> version;
-  std::string key;
+struct Change : detail::Row {
   std::size_t winner = 0;            // entry index whose op and version won
   std::vector<std::size_t> entries;  // every entry index folded into this change
 };
@@ -128,165 +124,6 @@ Result<std::vector<Entry>> parse_read(Reply&& r, bool redelivered) {
   return out;
 }
 
-std::optional<long long> parse_int(const std::string& s) {
-  if (s.empty() || s.size() > 20) {
-    return std::nullopt;
-  }
-  std::size_t i = (s[0] == '-') ? 1 : 0;
-  if (i == s.size()) {
-    return std::nullopt;
-  }
-  for (std::size_t j = i; j < s.size(); ++j) {
-    if (s[j] < '0' || s[j] > '9') {
-      return std::nullopt;
-    }
-  }
-  try {
-    return std::stoll(s);
-  } catch (...) {
-    return std::nullopt;
-  }
-}
-
-// A row's top-level members as raw JSON text, without building a DOM: the row is scanned
-// once, nested objects and arrays are kept as they are (checked by a non-allocating parse),
-// and only string values are decoded. Several times cheaper than parse + dump per row.
-struct RawValue {
-  enum class Kind { string, number, boolean, null, object, array } kind = Kind::null;
-  std::string_view raw;  // for strings: with the quotes
-};
-
-void skip_ws(std::string_view s, std::size_t& i) {
-  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) {
-    ++i;
-  }
-}
-
-// Position after the closing quote of the string starting at s[i] == '"', or npos.
-std::size_t string_end(std::string_view s, std::size_t i) {
-  for (++i; i < s.size(); ++i) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c == '\\') {
-      ++i;
-    } else if (c == '"') {
-      return i + 1;
-    } else if (c < 0x20) {
-      return std::string_view::npos;
-    }
-  }
-  return std::string_view::npos;
-}
-
-// Nesting accepted in a row: the row object plus 64 levels inside it.
-constexpr std::size_t kMaxRowDepth = 65;
-
-// Position after the object or array starting at s[i] (in text tier::json accepted).
-std::size_t nested_end(std::string_view s, std::size_t i) {
-  int depth = 0;
-  for (; i < s.size(); ++i) {
-    char c = s[i];
-    if (c == '"') {
-      i = string_end(s, i);
-      if (i == std::string_view::npos) {
-        return i;
-      }
-      --i;
-    } else if (c == '{' || c == '[') {
-      ++depth;
-    } else if (c == '}' || c == ']') {
-      if (--depth == 0) {
-        return i + 1;
-      }
-    }
-  }
-  return std::string_view::npos;
-}
-
-// Scans `row`; on success fills `out` (key -> raw value, in document order) and returns
-// nullopt, else the error for the dead letter. One strict pass (tier::json) decides whether
-// the row is JSON at all, so the scan itself only has to find where values start and end.
-std::optional<std::string> scan_row(std::string_view row,
-                                    std::vector<std::pair<std::string, RawValue>>& out) {
-  if (json::check_value(row, kMaxRowDepth) != json::Problem::none) {
-    return "row is not JSON: '" + excerpt(row, 60) + "'";
-  }
-  std::size_t i = 0;
-  if (row.starts_with("\xEF\xBB\xBF")) {
-    i = 3;  // a UTF-8 byte order mark, which JSON allows
-  }
-  skip_ws(row, i);
-  if (row[i] != '{') {
-    const char* type = "number";
-    char c = row[i];
-    if (c == '[') {
-      type = "array";
-    } else if (c == '"') {
-      type = "string";
-    } else if (c == 't' || c == 'f') {
-      type = "boolean";
-    } else if (c == 'n') {
-      type = "null";
-    }
-    return std::string("row is a JSON ") + type + ", not an object";
-  }
-  ++i;
-  skip_ws(row, i);
-  while (row[i] != '}') {
-    // At a key: "key" ws : ws value ws (, or })
-    std::size_t kend = string_end(row, i);
-    std::string key = json::unescape(row.substr(i + 1, kend - i - 2));
-    i = kend;
-    skip_ws(row, i);
-    ++i;  // ':'
-    skip_ws(row, i);
-    RawValue v;
-    std::size_t start = i;
-    char c = row[i];
-    if (c == '"') {
-      i = string_end(row, i);
-      v.kind = RawValue::Kind::string;
-    } else if (c == '{' || c == '[') {
-      i = nested_end(row, i);
-      v.kind = c == '{' ? RawValue::Kind::object : RawValue::Kind::array;
-    } else if (c == 't' || c == 'n') {
-      v.kind = c == 't' ? RawValue::Kind::boolean : RawValue::Kind::null;
-      i += 4;
-    } else if (c == 'f') {
-      v.kind = RawValue::Kind::boolean;
-      i += 5;
-    } else {
-      while (i < row.size() &&
-             std::string_view("+-0123456789.eE").find(row[i]) != std::string_view::npos) {
-        ++i;
-      }
-      v.kind = RawValue::Kind::number;
-    }
-    v.raw = row.substr(start, i - start);
-    out.emplace_back(std::move(key), v);
-    skip_ws(row, i);
-    if (row[i] == ',') {
-      ++i;
-      skip_ws(row, i);
-    }
-  }
-  return std::nullopt;
-}
-
-// The text sent to PostgreSQL for a raw value; nullopt for null.
-std::optional<std::string> raw_to_text(const RawValue& v, bool json_column) {
-  switch (v.kind) {
-    case RawValue::Kind::null:
-      return std::nullopt;
-    case RawValue::Kind::string:
-      if (json_column) {
-        return std::string(v.raw);
-      }
-      return json::unescape(v.raw.substr(1, v.raw.size() - 2));
-    default:
-      return std::string(v.raw);
-  }
-}
-
 }  // namespace
 
 struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker::Impl> {
@@ -307,12 +144,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     std::optional<std::string> schema;
     std::string relname;
     std::set<std::string> allowed;
-    // Columns by index (sorted names): a row's column set is a bit mask, not a map.
-    std::vector<std::string> colnames;
-    std::unordered_map<std::string, int> colidx;
-    std::vector<bool> is_json;
-    std::vector<int> key_idx;
-    int version_idx = -1;
+    detail::RowLayout row;  // columns by index: a row's column set is a bit mask
     // The tombstone key of a row: ARRAY[<alias>.k1::text, ...] (see tombstone_key).
     std::vector<std::string> quoted_keys;
     Clock::time_point next_prune{};
@@ -367,8 +199,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
   std::function<void()> stop_cb;
   uv_timer_t* stop_timer = nullptr;
   uv_timer_t* status_timer = nullptr;
-  std::vector<std::pair<std::string, RawValue>> scratch_fields;
-  std::vector<const RawValue*> scratch_by_col;
+  detail::RowScratch scratch;  // reused by every decode_row()
 
   Impl(uv_loop_t* l, AsyncClient& c, PgConn& p, WriteBehindWorkerOptions o, metrics::Registry* r)
       : loop(l), commands(c), pg(p), opts(std::move(o)), registry(r) {
@@ -433,17 +264,9 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       if (t->allowed.size() > 64) {
         throw InvalidArgument(where + ": at most 64 columns");
       }
-      t->colnames.assign(t->allowed.begin(), t->allowed.end());
-      for (std::size_t i = 0; i < t->colnames.size(); ++i) {
-        t->colidx[t->colnames[i]] = static_cast<int>(i);
-      }
-      t->is_json.assign(t->colnames.size(), false);
+      t->row = detail::row_layout(cfg);
       for (const auto& k : cfg.key_columns) {
-        t->key_idx.push_back(t->colidx[k]);
         t->quoted_keys.push_back(pg_quote_ident(k));
-      }
-      if (!cfg.version_column.empty()) {
-        t->version_idx = t->colidx[cfg.version_column];
       }
       WriteBehind wb({.prefix = opts.prefix});
       t->stream = wb.stream(cfg.name);
@@ -657,9 +480,9 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
           for (auto& [col, type] : live) {
             if (type == "json" || type == "jsonb") {
               t->json_columns.insert(col);
-              auto ci = t->colidx.find(col);
-              if (ci != t->colidx.end()) {
-                t->is_json[static_cast<std::size_t>(ci->second)] = true;
+              auto ci = t->row.colidx.find(col);
+              if (ci != t->row.colidx.end()) {
+                t->row.is_json[static_cast<std::size_t>(ci->second)] = true;
               }
             }
           }
@@ -972,94 +795,6 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
                  });
   }
 
-  std::optional<std::string> parse_change(Table* t, const Entry& e, Change& c) {
-    const std::string* op = nullptr;
-    const std::string* row = nullptr;
-    const std::string* version = nullptr;
-    for (const auto& [k, v] : e.fields) {
-      if (k == "op") {
-        op = &v;
-      } else if (k == "row") {
-        row = &v;
-      } else if (k == "version") {
-        version = &v;
-      }
-    }
-    if (op == nullptr) {
-      return "missing field 'op'";
-    }
-    if (*op == "upsert") {
-      c.op = WriteOp::upsert;
-    } else if (*op == "delete") {
-      c.op = WriteOp::del;
-    } else {
-      return "bad op '" + excerpt(*op, 40) + "' (expected upsert or delete)";
-    }
-    if (row == nullptr) {
-      return "missing field 'row'";
-    }
-    // Scratch vectors reused across rows: allocation dominated the profile.
-    auto& fields = scratch_fields;
-    fields.clear();
-    if (auto bad = scan_row(*row, fields)) {
-      return bad;
-    }
-    if (version != nullptr) {
-      c.version = parse_int(*version);
-      if (!c.version) {
-        return "version '" + excerpt(*version, 40) + "' is not an integer";
-      }
-    }
-    c.values.resize(t->colnames.size());
-    auto& by_col = scratch_by_col;
-    by_col.assign(t->colnames.size(), nullptr);
-    for (const auto& [key, v] : fields) {
-      auto ci = t->colidx.find(key);
-      if (ci == t->colidx.end()) {
-        return "column '" + excerpt(key, 63) + "' is not whitelisted for table " + t->cfg.name;
-      }
-      by_col[static_cast<std::size_t>(ci->second)] = &v;
-    }
-    const auto& vc = t->cfg.version_column;
-    if (!vc.empty()) {
-      const RawValue* rv = by_col[static_cast<std::size_t>(t->version_idx)];
-      if (!c.version && rv != nullptr && rv->kind == RawValue::Kind::number) {
-        c.version = parse_int(std::string(rv->raw));
-      }
-      if (!c.version) {
-        return "no version: table " + t->cfg.name + " needs field 'version' or column '" + vc + "'";
-      }
-    }
-    for (int k : t->key_idx) {
-      const RawValue* rv = by_col[static_cast<std::size_t>(k)];
-      const std::string& name = t->colnames[static_cast<std::size_t>(k)];
-      if (rv == nullptr) {
-        return "row lacks key column '" + name + "'";
-      }
-      if (rv->kind == RawValue::Kind::null) {
-        return "key column '" + name + "' is null";
-      }
-    }
-    for (std::size_t i = 0; i < by_col.size(); ++i) {
-      bool key =
-          std::find(t->key_idx.begin(), t->key_idx.end(), static_cast<int>(i)) != t->key_idx.end();
-      if (by_col[i] == nullptr || (c.op == WriteOp::del && !key)) {
-        continue;
-      }
-      c.values[i] = raw_to_text(*by_col[i], t->is_json[i]);
-      c.mask |= 1ULL << i;
-    }
-    if (t->version_idx >= 0) {
-      c.values[static_cast<std::size_t>(t->version_idx)] = std::to_string(*c.version);
-      c.mask |= 1ULL << t->version_idx;
-    }
-    for (int k : t->key_idx) {
-      c.key += c.values[static_cast<std::size_t>(k)].value_or("");
-      c.key += '\x1f';
-    }
-    return std::nullopt;
-  }
-
   void prepare(Table* t, Batch& b, const std::unordered_map<std::string, long long>& deliveries) {
     std::unordered_map<std::string, std::size_t> by_key;
     for (std::size_t i = 0; i < b.entries.size(); ++i) {
@@ -1076,7 +811,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
         continue;
       }
       Change c;
-      if (auto bad = parse_change(t, e, c)) {
+      if (auto bad = detail::decode_row(t->row, e.fields, c, scratch)) {
         b.dead.emplace_back(i, "malformed entry: " + *bad);
         continue;
       }
@@ -1139,9 +874,9 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       auto& [op, mask] = shape;
       std::vector<std::string> cols;
       std::vector<std::size_t> colpos;
-      for (std::size_t i = 0; i < t->colnames.size(); ++i) {
+      for (std::size_t i = 0; i < t->row.colnames.size(); ++i) {
         if ((mask & (1ULL << i)) != 0) {
-          cols.push_back(t->colnames[i]);
+          cols.push_back(t->row.colnames[i]);
           colpos.push_back(i);
         }
       }
