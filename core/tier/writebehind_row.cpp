@@ -269,9 +269,13 @@ std::optional<std::string> decode_row(const RowLayout& layout, const Fields& ent
     out.values[static_cast<std::size_t>(layout.version_idx)] = std::to_string(*out.version);
     out.mask |= 1ULL << layout.version_idx;
   }
+  // Each value length-prefixed: a separator byte alone would let ("a\x1f", "b") and
+  // ("a", "\x1fb") share a key, and the worker would fold two rows into one.
   for (int k : layout.key_idx) {
-    out.key += out.values[static_cast<std::size_t>(k)].value_or("");
-    out.key += '\x1f';
+    const std::string& v = *out.values[static_cast<std::size_t>(k)];
+    out.key += std::to_string(v.size());
+    out.key += ':';
+    out.key += v;
   }
   return std::nullopt;
 }

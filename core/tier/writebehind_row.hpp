@@ -52,7 +52,7 @@ struct Row {
   std::vector<std::optional<std::string>> values;  ///< by column index; nullopt = NULL
   std::uint64_t mask = 0;                          ///< the columns the row carries
   std::optional<long long> version;
-  std::string key;  ///< each key column's value followed by '\x1f': the coalescing key
+  std::string key;  ///< the coalescing key: each key column's value, length-prefixed
 };
 
 /// Vectors reused from one entry to the next: allocation dominated the worker's profile.
