@@ -25,29 +25,15 @@ std::string env_path(const char* var) {
   return std::string(var) + " (environment)";
 }
 
-/// True when a redis:// URL carries a password in its user-info part.
-bool redis_url_has_password(const std::string& url) {
-  const auto scheme = url.find("://");
-  if (scheme == std::string::npos) {
-    return false;
-  }
-  const std::string rest = url.substr(scheme + 3);
-  const auto at = rest.find('@');
-  if (at == std::string::npos || rest.find('/') < at) {
-    return false;
-  }
-  const std::string userinfo = rest.substr(0, at);
-  const auto colon = userinfo.find(':');
-  return colon != std::string::npos && colon + 1 < userinfo.size();
-}
-
 void check_redis_url(const std::string& url, const std::string& path, int line, bool from_file) {
-  if (from_file && redis_url_has_password(url)) {
-    throw ConfigError(path, line,
-                      "the URL contains a password; remove it from the file and set "
-                      "TIERD_REDIS_PASSWORD in the environment instead");
-  }
   try {
+    // The parser says what it would send as a password, so no spelling of one slips past
+    // (redis://secret@host is one, as for redis-cli; so is a password holding a '/').
+    if (from_file && !tier::RedisEndpoint::parse_url(url).password.empty()) {
+      throw ConfigError(path, line,
+                        "the URL contains a password; remove it from the file and set "
+                        "TIERD_REDIS_PASSWORD in the environment instead");
+    }
     (void)tier::RedisEndpoint::parse(url);
   } catch (const tier::TierError& e) {
     throw ConfigError(path, line, std::string("invalid Redis URL: ") + e.what() + kEnvHint);

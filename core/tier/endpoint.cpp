@@ -77,6 +77,14 @@ std::string password_from_environment() {
 }  // namespace
 
 RedisEndpoint RedisEndpoint::parse(const std::string& url) {
+  RedisEndpoint ep = parse_url(url);
+  if (ep.password.empty()) {
+    ep.password = password_from_environment();
+  }
+  return ep;
+}
+
+RedisEndpoint RedisEndpoint::parse_url(const std::string& url) {
   RedisEndpoint ep;
   // The URL itself is never echoed with its password: errors show a redacted form.
   std::string shown = url;
@@ -105,7 +113,7 @@ RedisEndpoint RedisEndpoint::parse(const std::string& url) {
         ep.user = percent_decode(auth.substr(0, colon));
         ep.password = percent_decode(auth.substr(colon + 1));
       } else {
-        ep.password = percent_decode(auth);  // redis://password@host, as redis-py accepts
+        ep.password = percent_decode(auth);  // redis://password@host, as redis-cli reads it
       }
     }
     if (auto slash = rest.find('/'); slash != std::string_view::npos) {
@@ -136,9 +144,6 @@ RedisEndpoint RedisEndpoint::parse(const std::string& url) {
     }
   } else {
     throw InvalidArgument("redis url '" + shown + "': must start with redis:// or unix://");
-  }
-  if (ep.password.empty()) {
-    ep.password = password_from_environment();
   }
   return ep;
 }

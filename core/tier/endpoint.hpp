@@ -20,6 +20,8 @@ struct RedisEndpoint {
   /// password, TIERD_REDIS_PASSWORD, then the file named by TIERD_REDIS_PASSWORD_FILE, then
   /// REDISCLI_AUTH are used.
   static RedisEndpoint parse(const std::string& url);
+  /// The same without the environment: `password` is the URL's own (empty when it has none).
+  static RedisEndpoint parse_url(const std::string& url);
   /// The URL with the password replaced by "***".
   std::string redacted() const;
 };

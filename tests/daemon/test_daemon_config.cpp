@@ -166,6 +166,11 @@ TEST_CASE("broken configs are refused with the YAML path and line") {
        "subscribe[1] (line 3)"},
       {"password in the Redis URL", "redis:\n  url: redis://:hunter2@127.0.0.1:6379/0\n",
        "redis.url (line 2): the URL contains a password"},
+      // Both are passwords to the URL parser (found by tests/fuzz/fuzz_config).
+      {"password without a user in the Redis URL", "redis:\n  url: redis://hunter2@h:6379/0\n",
+       "redis.url (line 2): the URL contains a password"},
+      {"password holding a '/' in the Redis URL", "redis:\n  url: redis://:hun/ter2@h:6379/0\n",
+       "redis.url (line 2): the URL contains a password"},
       {"password key", "redis:\n  password: hunter2\n", "TIERD_REDIS_PASSWORD"},
       {"password in the PostgreSQL conninfo",
        "postgres:\n  conninfo: \"host=x dbname=y password=hunter2\"\n",

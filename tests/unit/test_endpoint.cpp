@@ -52,6 +52,13 @@ TEST_CASE("redis URL errors name the problem and hide the password", "[endpoint]
   CHECK_THAT(msg("redis://:1"), Catch::Contains("empty host"));
 }
 
+TEST_CASE("parse_url reads the URL only", "[endpoint][unit]") {
+  ::setenv("TIERD_REDIS_PASSWORD", "from-env", 1);
+  CHECK(RedisEndpoint::parse_url("redis://h").password.empty());
+  CHECK(RedisEndpoint::parse_url("redis://secret@h").password == "secret");
+  ::unsetenv("TIERD_REDIS_PASSWORD");
+}
+
 TEST_CASE("password from the environment", "[endpoint][unit]") {
   ::setenv("TIERD_REDIS_PASSWORD", "from-env", 1);
   CHECK(RedisEndpoint::parse("redis://h").password == "from-env");
