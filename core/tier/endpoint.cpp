@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "tier/errors.hpp"
+#include "tier/keys.hpp"
 
 namespace tier {
 namespace {
@@ -43,6 +44,33 @@ std::string percent_decode(std::string_view s) {
     }
   }
   return out;
+}
+
+// The user name as it must be written in a URL for parse() to read it back.
+std::string percent_encode(std::string_view s) {
+  static const char* const kHex = "0123456789ABCDEF";
+  std::string out;
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '%' || c == ':' || c == '@' || c == '/' || u < 0x20 || u == 0x7F) {
+      out += '%';
+      out += kHex[u >> 4];
+      out += kHex[u & 0xF];
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+bool has_control(std::string_view s) {
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7F) {
+      return true;
+    }
+  }
+  return false;
 }
 
 // TIERD_REDIS_PASSWORD, then TIERD_REDIS_PASSWORD_FILE (a file holding the password, e.g. a
@@ -93,6 +121,8 @@ RedisEndpoint RedisEndpoint::parse_url(const std::string& url) {
       shown = shown.substr(0, scheme + 3) + "***" + shown.substr(at);
     }
   }
+  // Control bytes escaped: a NUL would cut the message short, others garble a log line.
+  shown = excerpt(shown, 200);
   std::string_view rest(url);
   if (rest.starts_with("unix://")) {
     rest.remove_prefix(7);
@@ -102,6 +132,9 @@ RedisEndpoint RedisEndpoint::parse_url(const std::string& url) {
     }
     if (rest.empty() || rest.front() != '/') {
       throw InvalidArgument("redis url '" + shown + "': unix socket path must be absolute");
+    }
+    if (has_control(rest)) {
+      throw InvalidArgument("redis url '" + shown + "': control byte in the socket path");
     }
     ep.unix_path = std::string(rest);
   } else if (rest.starts_with("redis://")) {
@@ -132,15 +165,27 @@ RedisEndpoint RedisEndpoint::parse_url(const std::string& url) {
       hostport.remove_prefix(close + 1);
       if (hostport.starts_with(":")) {
         ep.port = parse_int(hostport.substr(1), shown, "port", 1, 65535);
+      } else if (!hostport.empty()) {
+        throw InvalidArgument("redis url '" + shown + "': expected ':port' after ']'");
       }
     } else if (auto colon = hostport.rfind(':'); colon != std::string_view::npos) {
       ep.host = std::string(hostport.substr(0, colon));
       ep.port = parse_int(hostport.substr(colon + 1), shown, "port", 1, 65535);
+      if (ep.host.find(':') != std::string::npos) {
+        // redis://::1:6379 is ambiguous: which colon starts the port?
+        throw InvalidArgument("redis url '" + shown +
+                              "': an IPv6 address must be written in brackets, e.g. [::1]:6379");
+      }
     } else if (!hostport.empty()) {
       ep.host = std::string(hostport);
     }
     if (ep.host.empty()) {
       throw InvalidArgument("redis url '" + shown + "': empty host");
+    }
+    // A host that redacted() could not print back, or that a resolver would read only up
+    // to a NUL.
+    if (ep.host.find_first_of("[]") != std::string::npos || has_control(ep.host)) {
+      throw InvalidArgument("redis url '" + shown + "': invalid host");
     }
   } else {
     throw InvalidArgument("redis url '" + shown + "': must start with redis:// or unix://");
@@ -151,7 +196,8 @@ RedisEndpoint RedisEndpoint::parse_url(const std::string& url) {
 std::string RedisEndpoint::redacted() const {
   std::string auth;
   if (!user.empty() || !password.empty()) {
-    auth = (user.empty() ? std::string() : user + ":") + (password.empty() ? "" : "***") + "@";
+    auth = (user.empty() ? std::string() : percent_encode(user) + ":") +
+           (password.empty() ? "" : "***") + "@";
   }
   if (!unix_path.empty()) {
     return "unix://" + auth + unix_path + (db != 0 ? "?db=" + std::to_string(db) : "");

@@ -6,6 +6,7 @@
 #include "tier/errors.hpp"
 
 using tier::RedisEndpoint;
+using namespace std::string_literals;
 
 TEST_CASE("redis URLs", "[endpoint][unit]") {
   ::unsetenv("TIERD_REDIS_PASSWORD");
@@ -50,6 +51,29 @@ TEST_CASE("redis URL errors name the problem and hide the password", "[endpoint]
   CHECK_THAT(msg("redis://h:1/x"), Catch::Contains("bad db"));
   CHECK_THAT(msg("unix://relative"), Catch::Contains("absolute"));
   CHECK_THAT(msg("redis://:1"), Catch::Contains("empty host"));
+}
+
+TEST_CASE("a parsed URL prints back as itself", "[endpoint][unit][bad]") {
+  // Found by tests/fuzz/fuzz_endpoint: hosts that redacted() printed as another endpoint.
+  auto msg = [](const std::string& url) {
+    try {
+      RedisEndpoint::parse_url(url);
+    } catch (const tier::InvalidArgument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK_THAT(msg("redis://::1:6379"), Catch::Contains("brackets"));
+  CHECK_THAT(msg("redis://_::1]:6379"), Catch::Contains("brackets"));
+  CHECK_THAT(msg("redis://[::1]x"), Catch::Contains("expected ':port' after ']'"));
+  CHECK_THAT(msg("redis://[[x]:1"), Catch::Contains("invalid host"));
+  CHECK_THAT(msg("redis://h\0x:1"s), Catch::Contains("invalid host"));
+  CHECK_THAT(msg("unix:///tmp/r\0x"s), Catch::Contains("control byte"));
+
+  auto a = RedisEndpoint::parse_url("redis://a%3Ab%25:pw@h:1/2");
+  CHECK(a.user == "a:b%");
+  CHECK(a.redacted() == "redis://a%3Ab%25:***@h:1/2");
+  CHECK(RedisEndpoint::parse_url(a.redacted()).user == "a:b%");
 }
 
 TEST_CASE("parse_url reads the URL only", "[endpoint][unit]") {
