@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <libpq-fe.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <limits>
@@ -40,8 +42,31 @@ void check_redis_url(const std::string& url, const std::string& path, int line, 
   }
 }
 
+// libpq's parse errors quote part of the input: an option name, but also a malformed
+// percent-encoded token, the whole URI, or the word after an unquoted value with a space,
+// any of which can be (part of) the password. When the input could hold a password, the
+// quoted part (from the first quote to the last) is withheld.
+std::string libpq_message_without_secrets(std::string what, const std::string& conninfo) {
+  std::string lower = conninfo;
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  const bool may_hold_password =
+      lower.find("pass") != std::string::npos || conninfo.find_first_of("@%") != std::string::npos;
+  const auto first = what.find('"');
+  const auto last = what.rfind('"');
+  if (may_hold_password && first != std::string::npos) {
+    what = what.substr(0, first) + "\"...\"" + (last > first ? what.substr(last + 1) : "") +
+           " (the quoted part is not shown: it may hold the password)";
+  }
+  return what;
+}
+
 void check_postgres(const std::string& conninfo, const std::string& path, int line,
                     bool from_file) {
+  if (conninfo.find('\0') != std::string::npos) {
+    // libpq would read up to the NUL and silently drop the rest.
+    throw ConfigError(path, line, "invalid PostgreSQL conninfo: it contains a NUL byte");
+  }
   char* err = nullptr;
   PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
   if (opts == nullptr) {
@@ -50,8 +75,9 @@ void check_postgres(const std::string& conninfo, const std::string& path, int li
     while (!what.empty() && (what.back() == '\n' || what.back() == ' ')) {
       what.pop_back();
     }
-    // libpq's message quotes the offending option, never a password value.
-    throw ConfigError(path, line, "invalid PostgreSQL conninfo: " + what);
+    throw ConfigError(
+        path, line,
+        "invalid PostgreSQL conninfo: " + libpq_message_without_secrets(what, conninfo));
   }
   bool has_password = false;
   for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
@@ -163,9 +189,11 @@ std::pair<std::string, int> parse_listen(const std::string& value, const std::st
     host = value.substr(0, colon);
     port = value.substr(colon + 1);
   }
-  // An IP literal only: resolving a name would block the loop (getaddrinfo).
+  // An IP literal only: resolving a name would block the loop (getaddrinfo). A NUL would end
+  // the text inet_pton reads, so "127.0.0.1<NUL>junk" must not pass as 127.0.0.1.
   unsigned char buf[16];
-  if (inet_pton(AF_INET, host.c_str(), buf) != 1 && inet_pton(AF_INET6, host.c_str(), buf) != 1) {
+  if (host.find('\0') != std::string::npos ||
+      (inet_pton(AF_INET, host.c_str(), buf) != 1 && inet_pton(AF_INET6, host.c_str(), buf) != 1)) {
     throw ConfigError(path, line,
                       "listen host must be an IP address (e.g. 127.0.0.1 or [::1]), got '" +
                           tier::excerpt(host) + "'");

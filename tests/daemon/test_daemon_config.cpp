@@ -18,6 +18,7 @@ namespace {
 
 using tierd::Config;
 using tierd::ConfigError;
+using namespace std::string_literals;
 
 tierd::EnvLookup env_of(std::map<std::string, std::string> vars) {
   return [vars](const char* name) -> std::optional<std::string> {
@@ -182,6 +183,8 @@ TEST_CASE("broken configs are refused with the YAML path and line") {
       {"bad listen host", "http:\n  listen: example.com:80\n",
        "http.listen (line 2): listen host must be an IP address"},
       {"bad listen port", "http:\n  listen: 127.0.0.1:99999\n", "http.listen (line 2): port"},
+      {"listen host with a NUL", "http:\n  listen: \"127.0.0.1\\0junk:80\"\n",
+       "http.listen (line 2): listen host must be an IP address"},
       {"bad log level", "log_level: loud\n", "log_level (line 1): unknown log level"},
       {"unknown handler type", "handlers:\n  - type: teleport\n    on: [\"events:*\"]\n",
        "handlers[0].type (line 2): unknown handler type 'teleport' (known: count, invalidate"},
@@ -236,6 +239,27 @@ TEST_CASE("broken configs are refused with the YAML path and line") {
       CHECK(msg.find("hunter2") == std::string::npos);  // secrets never echoed
     }
   }
+}
+
+TEST_CASE("a malformed conninfo is named without the password libpq would quote") {
+  // libpq's message quotes the token it cannot decode (tests/fuzz/fuzz_endpoint checks this).
+  auto error_with = [](const std::string& conninfo) {
+    try {
+      parse("", env_of({{"TIERD_POSTGRES_URL", conninfo}}));
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::string uri = error_with("postgresql://app:sec%zzret@db/app");
+  CHECK_THAT(uri, Catch::Contains("invalid percent-encoded token"));
+  CHECK_THAT(uri, !Catch::Contains("sec"));
+  const std::string words = error_with("host=db password=my secret");
+  CHECK_THAT(words, Catch::Contains("missing"));
+  CHECK_THAT(words, !Catch::Contains("secret"));
+  // Without a password anywhere, libpq's message is shown whole.
+  CHECK_THAT(error_with("host=db hots=x"), Catch::Contains("invalid connection option \"hots\""));
+  CHECK_THAT(error_with("host=db\0password=x"s), Catch::Contains("NUL"));
 }
 
 TEST_CASE("the environment overrides the file, and its values are checked too") {
