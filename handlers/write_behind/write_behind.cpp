@@ -96,6 +96,18 @@ Settings parse_settings(const YAML::Node& section, const std::string& path) {
     if (!c.version_column.empty()) {
       check_col(c.version_column, "version_column");
     }
+    // The worker's limit (a row's columns are a 64-bit mask), checked here so that
+    // --check-config refuses what the daemon could not start.
+    std::set<std::string> all(c.key_columns.begin(), c.key_columns.end());
+    all.insert(c.columns.begin(), c.columns.end());
+    if (!c.version_column.empty()) {
+      all.insert(c.version_column);
+    }
+    if (all.size() > 64) {
+      yaml::fail(t.has("columns") ? t.get("columns") : tables[i], t.path_of("columns"),
+                 "at most 64 columns per table (key, columns and version_column together), got " +
+                     std::to_string(all.size()));
+    }
     c.max_rows = static_cast<std::size_t>(t.integer("max_rows", 1000, 1, 100000));
     c.max_delay = ms(t.integer("max_delay_ms", 200, 0, 3600000));
     c.retry_min = ms(t.integer("retry_min_ms", 100, 1, 3600000));

@@ -113,6 +113,27 @@ TEST_CASE("the built-in config without PostgreSQL is refused, naming the section
   CHECK(c.handlers.size() == 1);
 }
 
+TEST_CASE("a write_behind table with more columns than the worker takes is refused up front") {
+  // --check-config passed, the daemon then threw at start (fuzz_config builds every
+  // accepted config).
+  std::string columns;
+  for (int i = 0; i < 64; ++i) {
+    columns += (columns.empty() ? "" : ", ") + std::string("c") + std::to_string(i);
+  }
+  const std::string yaml =
+      "postgres:\n  conninfo: \"host=/tmp dbname=app\"\nhandlers:\n  - type: write_behind\n"
+      "    on: [\"system:write_behind_flush\"]\n    tables:\n      - name: t\n"
+      "        key_columns: [id]\n        columns: [" +
+      columns + "]\n";
+  try {
+    parse(yaml);
+    FAIL("no error");
+  } catch (const tierd::ConfigError& e) {
+    CHECK(e.path() == "handlers[0].tables[0].columns");
+    CHECK_THAT(std::string(e.what()), Catch::Contains("at most 64 columns"));
+  }
+}
+
 TEST_CASE("an empty config takes every default") {
   const Config c = parse("");
   CHECK(c.log_level == "info");
