@@ -1,6 +1,5 @@
 #include "config/config.hpp"
 
-#include <arpa/inet.h>
 #include <libpq-fe.h>
 
 #include <algorithm>
@@ -16,6 +15,7 @@
 #include "tier/endpoint.hpp"
 #include "tier/errors.hpp"
 #include "tier/keys.hpp"
+#include "tier/listen.hpp"
 
 namespace tierd {
 
@@ -172,37 +172,12 @@ EnvLookup process_env() {
 
 std::pair<std::string, int> parse_listen(const std::string& value, const std::string& path,
                                          int line) {
-  std::string host;
-  std::string port;
-  if (!value.empty() && value.front() == '[') {
-    const auto close = value.find(']');
-    if (close == std::string::npos || close + 1 >= value.size() || value[close + 1] != ':') {
-      throw ConfigError(path, line, "expected [ipv6]:port, got '" + tier::excerpt(value) + "'");
-    }
-    host = value.substr(1, close - 1);
-    port = value.substr(close + 2);
-  } else {
-    const auto colon = value.rfind(':');
-    if (colon == std::string::npos) {
-      throw ConfigError(path, line, "expected host:port, got '" + tier::excerpt(value) + "'");
-    }
-    host = value.substr(0, colon);
-    port = value.substr(colon + 1);
+  try {
+    const auto a = tier::ListenAddress::parse(value);
+    return {a.host, a.port};
+  } catch (const tier::InvalidArgument& e) {
+    throw ConfigError(path, line, e.what());
   }
-  // An IP literal only: resolving a name would block the loop (getaddrinfo). A NUL would end
-  // the text inet_pton reads, so "127.0.0.1<NUL>junk" must not pass as 127.0.0.1.
-  unsigned char buf[16];
-  if (host.find('\0') != std::string::npos ||
-      (inet_pton(AF_INET, host.c_str(), buf) != 1 && inet_pton(AF_INET6, host.c_str(), buf) != 1)) {
-    throw ConfigError(path, line,
-                      "listen host must be an IP address (e.g. 127.0.0.1 or [::1]), got '" +
-                          tier::excerpt(host) + "'");
-  }
-  if (port.empty() || port.size() > 5 ||
-      port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) > 65535) {
-    throw ConfigError(path, line, "port must be 0-65535, got '" + tier::excerpt(port) + "'");
-  }
-  return {host, std::stoi(port)};
 }
 
 Config parse_config(std::string_view yaml_text, const std::string& source, const EnvLookup& env) {

@@ -414,7 +414,15 @@ tier::Status App::start() {
   env.log = m.logger.get();
   env.instance_id = m.id;
   m.dispatcher = std::make_unique<Dispatcher>(env);
-  m.dispatcher->install(c);
+  try {
+    m.dispatcher->install(c);
+  } catch (const std::exception& e) {
+    // A builder that fails on what its factory validated is a bug, but it must end the
+    // start with a message and EX_CONFIG, not std::terminate.
+    m.logger->error("cannot build the handlers: {}", e.what());
+    return tier::make_error(tier::ErrorKind::invalid,
+                            std::string("cannot build the handlers: ") + e.what());
+  }
 
   tier::SubscriberOptions so;
   so.link = ao;

@@ -20,24 +20,6 @@ constexpr std::size_t kMaxUnsentBytes = 256 * 1024;
 // A rejected connection (over max_connections) gets this long to take its 503.
 constexpr std::uint64_t kRejectTimeoutMs = 1000;
 
-bool parse_port(const std::string& text, int& port) {
-  if (text.empty() || text.size() > 5) {
-    return false;
-  }
-  int value = 0;
-  for (char ch : text) {
-    if (ch < '0' || ch > '9') {
-      return false;
-    }
-    value = value * 10 + (ch - '0');
-  }
-  if (value > 65535) {
-    return false;
-  }
-  port = value;
-  return true;
-}
-
 // Fills a sockaddr for a numeric host; "localhost" is the only name accepted (no resolver).
 bool make_sockaddr(const std::string& host, int port, sockaddr_storage& out) {
   std::string numeric = host == "localhost" ? "127.0.0.1" : host;
@@ -48,57 +30,6 @@ bool make_sockaddr(const std::string& host, int port, sockaddr_storage& out) {
 }
 
 }  // namespace
-
-ListenAddress ListenAddress::parse(const std::string& text) {
-  auto fail = [&](const std::string& why) -> ListenAddress {
-    throw tier::InvalidArgument("invalid listen address '" + text + "': " + why +
-                                " (expected host:port, e.g. 127.0.0.1:9464 or [::1]:9464)");
-  };
-  ListenAddress out;
-  std::string port_text;
-  if (!text.empty() && text.front() == '[') {
-    auto close = text.find(']');
-    if (close == std::string::npos) {
-      return fail("missing ']' after an IPv6 address");
-    }
-    out.host = text.substr(1, close - 1);
-    if (close + 1 >= text.size() || text[close + 1] != ':') {
-      return fail("missing ':port' after ']'");
-    }
-    port_text = text.substr(close + 2);
-    if (out.host.find(':') == std::string::npos) {
-      return fail("brackets are only for IPv6 addresses");
-    }
-  } else {
-    auto colon = text.rfind(':');
-    if (colon == std::string::npos) {
-      return fail("missing ':port'");
-    }
-    out.host = text.substr(0, colon);
-    port_text = text.substr(colon + 1);
-    if (out.host.find(':') != std::string::npos) {
-      return fail("an IPv6 address must be written in brackets");
-    }
-  }
-  if (out.host.empty()) {
-    return fail("empty host");
-  }
-  if (!parse_port(port_text, out.port)) {
-    return fail("port must be a number from 0 to 65535");
-  }
-  sockaddr_storage ss{};
-  if (!make_sockaddr(out.host, out.port, ss)) {
-    return fail("host must be a numeric IP address or localhost");
-  }
-  return out;
-}
-
-std::string ListenAddress::to_string() const {
-  if (host.find(':') != std::string::npos) {
-    return "[" + host + "]:" + std::to_string(port);
-  }
-  return host + ":" + std::to_string(port);
-}
 
 namespace {
 
@@ -402,6 +333,9 @@ void HttpServer::route(const std::string& method, const std::string& path, HttpH
                       } catch (const std::exception& e) {
                         // The client gets 500 (HttpRoutes); the log says which route threw.
                         spdlog::warn("http: handler for {} {} threw: {}", method, path, e.what());
+                        throw;
+                      } catch (...) {
+                        spdlog::warn("http: handler for {} {} threw", method, path);
                         throw;
                       }
                     });

@@ -15,22 +15,13 @@
 #include <vector>
 
 #include "daemon/http_session.hpp"
+#include "tier/listen.hpp"
 #include "tier/result.hpp"
 
 namespace tierd {
 
-/// Where to listen: a numeric IPv4/IPv6 address (or "localhost") and a port.
-struct ListenAddress {
-  std::string host = "127.0.0.1";
-  int port = 9464;  ///< 0 = an ephemeral port chosen by the kernel
-
-  /// Parses "host:port", "[v6]:port" or "localhost:port". Host names other than localhost are
-  /// refused: resolving them would block the loop. Throws tier::InvalidArgument naming the
-  /// problem and the input.
-  static ListenAddress parse(const std::string& text);
-  /// "127.0.0.1:9464" or "[::1]:9464".
-  std::string to_string() const;
-};
+/// Where to listen (the one parser, shared with the config reader).
+using ListenAddress = tier::ListenAddress;
 
 struct HttpOptions {
   std::string host = "127.0.0.1";  ///< numeric address (or "localhost") to bind

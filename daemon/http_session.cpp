@@ -122,7 +122,7 @@ HttpResponse HttpRoutes::answer(const HttpRequest& req) const {
   }
   try {
     return m->second(req);
-  } catch (const std::exception&) {
+  } catch (...) {  // nothing may cross http_parser's C callbacks
     response = HttpResponse{};
     response.status = 500;
     response.body = "internal error\n";
@@ -143,7 +143,9 @@ struct HttpSession::State {
   std::string value;
   bool in_value = false;
   bool in_request = false;
-  std::size_t head_bytes = 0;  // request line and headers, as counted against the limit
+  bool line_done = false;      // the request line has been read (a header or the end came)
+  bool head_done = false;      // the header block has been read
+  std::size_t head_bytes = 0;  // request line and headers, once head_done
   int reject_status = 0;       // set by a callback that refuses the request
 
   std::string held;  // input not parsed yet because the output was full
@@ -233,16 +235,6 @@ HttpSession::State* state_of(http_parser* p) {
   return static_cast<HttpSession::State*>(p->data);
 }
 
-// Counts request-line and header bytes; a request whose head outgrows the limit is refused.
-int count_head(HttpSession::State* s, std::size_t len, int status) {
-  s->head_bytes += len;
-  if (s->head_bytes > s->max_request_bytes) {
-    s->reject_status = status;
-    return -1;
-  }
-  return 0;
-}
-
 void push_header(HttpSession::State* s) {
   if (!s->field.empty() || !s->value.empty()) {
     s->request.headers.emplace_back(std::move(s->field), std::move(s->value));
@@ -271,34 +263,39 @@ http_parser_settings HttpSession::State::make_settings() {
     s->value.clear();
     s->in_value = false;
     s->in_request = true;
+    s->line_done = false;
+    s->head_done = false;
     s->head_bytes = 0;
     return 0;
   };
+  // The size of the head is limited in feed(), by position, not here: callbacks come at
+  // token ends or read ends, so a limit checked in them would fire at different bytes for
+  // different splits of the same input.
   settings.on_url = [](http_parser* p, const char* at, std::size_t len) {
-    State* s = state_of(p);
-    s->url.append(at, len);
-    return count_head(s, len, 414);
+    state_of(p)->url.append(at, len);
+    return 0;
   };
   settings.on_header_field = [](http_parser* p, const char* at, std::size_t len) {
     State* s = state_of(p);
-    // A new header also costs its ": " and CRLF on the wire; counting them keeps many tiny
-    // headers from slipping under the limit.
-    const bool new_field = s->in_value || s->field.empty();
+    s->line_done = true;
     if (s->in_value) {
       push_header(s);
     }
     s->field.append(at, len);
-    return count_head(s, len + (new_field ? 4 : 0), 431);
+    return 0;
   };
   settings.on_header_value = [](http_parser* p, const char* at, std::size_t len) {
     State* s = state_of(p);
     s->in_value = true;
     s->value.append(at, len);
-    return count_head(s, len, 431);
+    return 0;
   };
   settings.on_headers_complete = [](http_parser* p) {
     State* s = state_of(p);
     push_header(s);
+    s->line_done = true;
+    s->head_done = true;
+    s->head_bytes = p->nread;
     if (p->http_major != 1) {
       s->reject_status = 505;
       return -1;
@@ -397,10 +394,25 @@ void HttpSession::feed(std::string_view data, std::string& out, std::size_t max_
       s.parser.data = &s;
       s.reinit = false;
     }
+    // While a head is being read, the parser gets at most one byte past the limit
+    // (nread counts head bytes, CRLFs before a request included): a head over the limit is
+    // refused at the same byte however the input was split into reads.
+    std::size_t len = data.size() - pos;
+    const bool in_head = !s.in_request || !s.head_done;
+    if (in_head) {
+      const std::size_t read = s.in_request ? s.parser.nread : 0;
+      const std::size_t room = s.max_request_bytes > read ? s.max_request_bytes - read : 0;
+      len = std::min(len, room + 1);
+    }
     const std::size_t used =
-        http_parser_execute(&s.parser, &State::settings, data.data() + pos, data.size() - pos);
+        http_parser_execute(&s.parser, &State::settings, data.data() + pos, len);
     pos += used;
     if (s.done) {
+      break;
+    }
+    if (s.in_request && !s.head_done && s.parser.nread > s.max_request_bytes &&
+        HTTP_PARSER_ERRNO(&s.parser) == HPE_OK) {
+      s.refuse(s.line_done ? 431 : 414);
       break;
     }
     const auto err = HTTP_PARSER_ERRNO(&s.parser);
@@ -412,7 +424,7 @@ void HttpSession::feed(std::string_view data, std::string& out, std::size_t max_
       s.refuse(s.reject_status);
     } else if (err == HPE_HEADER_OVERFLOW) {
       s.refuse(431);
-    } else if (err != HPE_OK || (used == 0 && !s.reinit)) {
+    } else if (err != HPE_OK || (used == 0 && !s.reinit && len != 0)) {
       s.refuse(400);  // the second case would be a parser that makes no progress
     }
   }

@@ -80,10 +80,11 @@ int main(int argc, char** argv) {
     options.config_path = config_path;
     tierd::App app(&loop, std::move(options));
     if (auto st = app.start(); !st.ok()) {
-      // Already logged. Not EX_CONFIG: a port in use may free up, so systemd may retry.
+      // Already logged. A config that cannot work is EX_CONFIG (systemd does not retry);
+      // anything else (a port in use may free up) is 1, so systemd may retry.
       app.shutdown();
       uv_run(&loop, UV_RUN_DEFAULT);
-      code = 1;
+      code = st.error().kind == tier::ErrorKind::invalid ? kExitConfig : 1;
     } else {
       uv_run(&loop, UV_RUN_DEFAULT);
       code = app.exit_code();

@@ -590,11 +590,22 @@ TEST_CASE("listen address parsing", "[http]") {
   bad("127.0.0.1:94a4", "port must be");
   bad("::1:9464", "must be written in brackets");
   bad("[::1:9464", "missing ']'");
-  bad("[::1]9464", "missing ':port'");
-  bad("[127.0.0.1]:80", "only for IPv6");
-  bad("example.com:80", "numeric IP");
-  bad("999.1.1.1:80", "numeric IP");
-  bad(std::string("127.0.0.1\n:80"), "numeric IP");
+  bad("[::1]9464", "expected ':port' right after ']'");
+  bad("[127.0.0.1]:80", "not an IPv6 address");
+  bad("example.com:80", "host must be an IP address");
+  bad("999.1.1.1:80", "host must be an IP address");
+  bad("[fe80::1%eth0]:80", "zone ids");
+  bad("[::1]x:80", "expected ':port' right after ']'");
+  // Control bytes are refused; the message shows them escaped.
+  for (const std::string& text :
+       {std::string("127.0.0.1\n:80"), std::string("127.0.0.1\0junk:80", 17)}) {
+    try {
+      ListenAddress::parse(text);
+      FAIL("accepted a control byte");
+    } catch (const tier::InvalidArgument& e) {
+      CHECK_THAT(std::string(e.what()), Catch::Contains("control byte"));
+    }
+  }
 }
 
 TEST_CASE("http: a request split into 1-byte reads is reassembled", "[http]") {
