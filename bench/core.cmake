@@ -1,9 +1,9 @@
 # libtier benchmarks (run them with bench/core_run.sh, which starts its own redis-server).
 add_executable(core_cache_bench core_cache_bench.cpp)
-target_link_libraries(core_cache_bench PRIVATE tier tierd_warnings)
+target_link_libraries(core_cache_bench PRIVATE tier_all tierd_warnings)
 
 add_executable(core_delete_bench core_delete_bench.cpp)
-target_link_libraries(core_delete_bench PRIVATE tier tierd_warnings)
+target_link_libraries(core_delete_bench PRIVATE tier_all tierd_warnings)
 
 add_executable(core_hash_bench core_hash_bench.cpp)
-target_link_libraries(core_hash_bench PRIVATE tier OpenSSL::Crypto tierd_warnings)
+target_link_libraries(core_hash_bench PRIVATE tier_all OpenSSL::Crypto tierd_warnings)

@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "tier/cache.hpp"
-#include "tier/client.hpp"
+#include "tier/sync/client.hpp"
 
 namespace {
 

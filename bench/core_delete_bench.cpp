@@ -19,8 +19,9 @@
 #include <thread>
 #include <vector>
 
-#include "tier/client.hpp"
-#include "tier/scan_delete.hpp"
+#include "tier/sync/client.hpp"
+#include "tier/sync/scan_delete.hpp"
+#include "tier/uv/scan_delete.hpp"
 
 namespace {
 

@@ -34,7 +34,7 @@
 #include <thread>
 #include <vector>
 
-#include "tier/client.hpp"
+#include "tier/sync/client.hpp"
 
 namespace {
 

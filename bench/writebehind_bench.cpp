@@ -15,11 +15,11 @@
 #include <string>
 #include <thread>
 
-#include "tier/async_client.hpp"
-#include "tier/client.hpp"
-#include "tier/pg.hpp"
+#include "handlers/write_behind/worker.hpp"
+#include "tier/pg/conn.hpp"
+#include "tier/sync/client.hpp"
+#include "tier/uv/async_client.hpp"
 #include "tier/writebehind.hpp"
-#include "tier/writebehind_worker.hpp"
 
 namespace {
 

@@ -15,8 +15,8 @@
 #include "tier/dedup.hpp"
 #include "tier/errors.hpp"
 #include "tier/keys.hpp"
-#include "tier/scan_delete.hpp"
 #include "tier/stats.hpp"
+#include "tier/sync/scan_delete.hpp"
 
 namespace tierctl {
 namespace {

@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tier/cache.hpp"
-#include "tier/client.hpp"
+#include "tier/sync/client.hpp"
 
 namespace CLI {
 class App;

@@ -1,7 +1,5 @@
 #include "config/config.hpp"
 
-#include <libpq-fe.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
@@ -10,12 +8,13 @@
 #include <regex>
 #include <sstream>
 
-#include "config/glob.hpp"
 #include "config/yaml.hpp"
 #include "tier/endpoint.hpp"
 #include "tier/errors.hpp"
+#include "tier/glob.hpp"
 #include "tier/keys.hpp"
 #include "tier/listen.hpp"
+#include "tier/pg/conninfo.hpp"
 
 namespace tierd {
 
@@ -42,51 +41,15 @@ void check_redis_url(const std::string& url, const std::string& path, int line, 
   }
 }
 
-// libpq's parse errors quote part of the input: an option name, but also a malformed
-// percent-encoded token, the whole URI, or the word after an unquoted value with a space,
-// any of which can be (part of) the password. When the input could hold a password, the
-// quoted part (from the first quote to the last) is withheld.
-std::string libpq_message_without_secrets(std::string what, const std::string& conninfo) {
-  std::string lower = conninfo;
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  const bool may_hold_password =
-      lower.find("pass") != std::string::npos || conninfo.find_first_of("@%") != std::string::npos;
-  const auto first = what.find('"');
-  const auto last = what.rfind('"');
-  if (may_hold_password && first != std::string::npos) {
-    what = what.substr(0, first) + "\"...\"" + (last > first ? what.substr(last + 1) : "") +
-           " (the quoted part is not shown: it may hold the password)";
-  }
-  return what;
-}
-
 void check_postgres(const std::string& conninfo, const std::string& path, int line,
                     bool from_file) {
-  if (conninfo.find('\0') != std::string::npos) {
-    // libpq would read up to the NUL and silently drop the rest.
-    throw ConfigError(path, line, "invalid PostgreSQL conninfo: it contains a NUL byte");
+  tier::ConninfoParts parts;
+  try {
+    parts = tier::parse_conninfo(conninfo);
+  } catch (const tier::InvalidArgument& e) {
+    throw ConfigError(path, line, e.what());
   }
-  char* err = nullptr;
-  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
-  if (opts == nullptr) {
-    std::string what = err != nullptr ? err : "out of memory";
-    PQfreemem(err);
-    while (!what.empty() && (what.back() == '\n' || what.back() == ' ')) {
-      what.pop_back();
-    }
-    throw ConfigError(
-        path, line,
-        "invalid PostgreSQL conninfo: " + libpq_message_without_secrets(what, conninfo));
-  }
-  bool has_password = false;
-  for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
-    if (std::string(o->keyword) == "password" && o->val != nullptr && o->val[0] != '\0') {
-      has_password = true;
-    }
-  }
-  PQconninfoFree(opts);
-  if (from_file && has_password) {
+  if (from_file && parts.has_password) {
     throw ConfigError(path, line,
                       "the conninfo contains a password; remove it from the file and use "
                       "PGPASSWORD or ~/.pgpass (or TIERD_POSTGRES_URL) instead");
@@ -141,7 +104,7 @@ void read_common(const YAML::Node& node, const std::string& path, HandlerConfig&
     check_glob(h.on[i], p, line);
     bool reachable = false;
     for (const auto& s : subscribe) {
-      reachable = reachable || globs_overlap(s, h.on[i]);
+      reachable = reachable || tier::globs_overlap(s, h.on[i]);
     }
     if (!reachable) {
       throw ConfigError(p, line,
@@ -159,6 +122,20 @@ void read_common(const YAML::Node& node, const std::string& path, HandlerConfig&
 }
 
 }  // namespace
+
+const std::vector<std::string>& common_handler_keys() {
+  static const std::vector<std::string> keys{
+      "type",
+      "name",
+      "on",
+      "max_concurrency",
+      "queue_limit",
+      "max_attempts",
+      "retry_backoff_ms",
+      "dedup_ttl_s",
+  };
+  return keys;
+}
 
 EnvLookup process_env() {
   return [](const char* name) -> std::optional<std::string> {
@@ -247,7 +224,7 @@ Config parse_config(std::string_view yaml_text, const std::string& source, const
     const int line = top.has("subscribe") ? yaml::line_of(top.get("subscribe")[j]) : 0;
     check_glob(c.subscribe[j], pj, line);
     for (std::size_t i = 0; i < j; ++i) {
-      if (globs_overlap(c.subscribe[i], c.subscribe[j])) {
+      if (tier::globs_overlap(c.subscribe[i], c.subscribe[j])) {
         throw ConfigError(pj, line,
                           "'" + c.subscribe[j] + "' overlaps subscribe[" + std::to_string(i) +
                               "] '" + c.subscribe[i] +
@@ -260,9 +237,6 @@ Config parse_config(std::string_view yaml_text, const std::string& source, const
   c.shutdown_timeout =
       std::chrono::milliseconds(top.integer("shutdown_timeout_ms", 10000, 1, 3600 * 1000));
 
-  // The first write_behind section, for the PostgreSQL check once the environment is in.
-  std::string write_behind_path;
-  int write_behind_line = 0;
   if (top.has("handlers")) {
     YAML::Node hs = top.get("handlers");
     if (!hs.IsSequence()) {
@@ -280,21 +254,7 @@ Config parse_config(std::string_view yaml_text, const std::string& source, const
         yaml::fail(section, path + ".type", "required key is missing");
       }
       h.type = yaml::as_string(type, path + ".type");
-      const Factory* factory = find_factory(h.type);
-      if (factory == nullptr) {
-        std::string known;
-        for (const auto& t : handler_types()) {
-          known += (known.empty() ? "" : ", ") + t;
-        }
-        yaml::fail(
-            type, path + ".type",
-            "unknown handler type '" + tier::excerpt(h.type, 40) + "' (known: " + known + ")");
-      }
-      h.build = (*factory)(section, path);
-      if (h.type == "write_behind" && write_behind_path.empty()) {
-        write_behind_path = path;
-        write_behind_line = yaml::line_of(section);
-      }
+      h.section = section;
       read_common(section, path, h, c.subscribe);
       for (const auto& other : c.handlers) {
         if (other.name == h.name) {
@@ -314,14 +274,8 @@ Config parse_config(std::string_view yaml_text, const std::string& source, const
   }
   if (auto v = env("TIERD_POSTGRES_URL"); v && !v->empty()) {
     c.postgres_conninfo = *v;
+    c.postgres_conninfo_from_env = true;
     check_postgres(c.postgres_conninfo, env_path("TIERD_POSTGRES_URL"), 0, false);
-  }
-  // Refused here rather than when the handler starts: --check-config and a reload say so
-  // too, and the message tells where the URL goes.
-  if (!write_behind_path.empty() && c.postgres_conninfo.empty()) {
-    throw ConfigError(write_behind_path, write_behind_line,
-                      "the write_behind handler needs PostgreSQL: set TIERD_POSTGRES_URL (or "
-                      "postgres.conninfo), or remove this handler section");
   }
   if (auto v = env("TIERD_HTTP_LISTEN"); v && !v->empty()) {
     auto [host, port] = parse_listen(*v, env_path("TIERD_HTTP_LISTEN"), 0);

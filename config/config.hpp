@@ -12,11 +12,19 @@
 #include <string_view>
 #include <vector>
 
-#include "handlers/handler.hpp"
+#include <yaml-cpp/yaml.h>
+
+#include "config/error.hpp"
 
 namespace tierd {
 
-/// Settings the core applies to every handler instance, plus its validated builder.
+/// Keys every handler section may carry, read here (name, type, on, max_concurrency,
+/// queue_limit, max_attempts, retry_backoff_ms, dedup_ttl_s). A handler's factory accepts
+/// them plus its own.
+const std::vector<std::string>& common_handler_keys();
+
+/// One handler section: the settings the core applies to every handler instance, and the
+/// raw section for the handler's factory (handlers::resolve() runs it).
 struct HandlerConfig {
   std::string type;
   std::string name;                  ///< unique; defaults to the type
@@ -29,7 +37,7 @@ struct HandlerConfig {
   /// before is not handled again, in seconds; 0 = no de-duplication.
   std::chrono::seconds dedup_ttl{0};
   std::string yaml_path;  ///< "handlers[0]", for log lines
-  Builder build;
+  YAML::Node section;     ///< the whole mapping, common keys included
 };
 
 struct Config {
@@ -38,6 +46,8 @@ struct Config {
   std::chrono::milliseconds redis_command_timeout{2000};
   /// libpq conninfo or URL; empty = no PostgreSQL.
   std::string postgres_conninfo;
+  /// It came from TIERD_POSTGRES_URL: a password in it is accepted (never from the file).
+  bool postgres_conninfo_from_env = false;
   std::string http_host = "127.0.0.1";
   int http_port = 9464;  ///< 0 = any free port (tests)
   std::string log_level = "info";
@@ -54,8 +64,9 @@ struct Config {
 using EnvLookup = std::function<std::optional<std::string>(const char* name)>;
 EnvLookup process_env();
 
-/// Parses and validates `yaml_text` (named `source` in errors), runs every handler factory,
-/// then applies the environment. Throws ConfigError.
+/// Parses and validates `yaml_text` (named `source` in errors), then applies the
+/// environment. Handler sections are checked for the keys every handler shares; their own
+/// keys are the factories' (handlers::resolve()). Throws ConfigError.
 Config parse_config(std::string_view yaml_text, const std::string& source,
                     const EnvLookup& env = process_env());
 /// The same from a file; a missing/unreadable file is a ConfigError too.

@@ -10,10 +10,10 @@
 #include "daemon/dispatcher.hpp"
 #include "daemon/http.hpp"
 #include "daemon/notify.hpp"
-#include "tier/async_client.hpp"
 #include "tier/endpoint.hpp"
 #include "tier/metrics.hpp"
-#include "tier/pg.hpp"
+#include "tier/pg/conn.hpp"
+#include "tier/uv/async_client.hpp"
 
 namespace tierd {
 
@@ -393,6 +393,7 @@ tier::Status App::start() {
   if (!c.postgres_conninfo.empty()) {
     tier::PgOptions po;
     po.conninfo = c.postgres_conninfo;
+    po.allow_password = c.postgres_conninfo_from_env;
     po.application_name = "tierd";
     try {
       m.postgres = std::make_unique<tier::PgConn>(m.loop, po);
@@ -415,7 +416,10 @@ tier::Status App::start() {
   env.instance_id = m.id;
   m.dispatcher = std::make_unique<Dispatcher>(env);
   try {
-    m.dispatcher->install(c);
+    m.dispatcher->install(c, resolve(c));
+  } catch (const ConfigError& e) {
+    m.logger->error("{}", e.what());
+    return tier::make_error(tier::ErrorKind::invalid, e.what());
   } catch (const std::exception& e) {
     // A builder that fails on what its factory validated is a bug, but it must end the
     // start with a message and EX_CONFIG, not std::terminate.
@@ -506,8 +510,9 @@ bool App::apply(const Config& next) {
   c.http_host = m.config.http_host;
   c.http_port = m.config.http_port;
   c.postgres_conninfo = m.config.postgres_conninfo;
+  c.postgres_conninfo_from_env = m.config.postgres_conninfo_from_env;
   try {
-    m.dispatcher->install(c);
+    m.dispatcher->install(c, resolve(c));
   } catch (const std::exception& e) {
     m.metrics.counter("tierd_config_reloads_total", "Config reloads (SIGHUP), by result")
         .with({{"result", "error"}})

@@ -6,12 +6,12 @@
 #include <map>
 #include <unordered_map>
 
-#include "config/glob.hpp"
 #include "daemon/uv_timer.hpp"
-#include "tier/async_client.hpp"
+#include "tier/glob.hpp"
 #include "tier/json_check.hpp"
 #include "tier/keys.hpp"
 #include "tier/metrics.hpp"
+#include "tier/uv/async_client.hpp"
 
 namespace tierd {
 
@@ -135,7 +135,7 @@ struct Dispatcher::Slot : std::enable_shared_from_this<Slot> {
   SlotContext ctx;
   std::unique_ptr<Handler> handler;
   std::vector<std::string> required;
-  std::vector<Glob> on;  ///< cfg.on, compiled
+  std::vector<tier::Glob> on;  ///< cfg.on, compiled
   bool needs_body = true;
   spdlog::logger& log;
   uv_loop_t* loop;
@@ -446,11 +446,11 @@ Dispatcher::~Dispatcher() {
   }
 }
 
-void Dispatcher::install(const Config& config) {
+void Dispatcher::install(const Config& config, const ResolvedHandlers& handlers) {
   auto gen = std::make_shared<Generation>();
-  for (const auto& hc : config.handlers) {
+  for (const auto& [hc, build] : handlers) {
     auto slot = std::make_shared<Slot>(env_, hc, config.key_prefix);
-    slot->handler = hc.build(slot->ctx);
+    slot->handler = build(slot->ctx);
     slot->required = slot->handler->required_fields();
     slot->needs_body = slot->handler->needs_body();
     for (const auto& g : hc.on) {

@@ -17,6 +17,7 @@
 
 #include "config/config.hpp"
 #include "handlers/handler.hpp"
+#include "handlers/registry.hpp"
 
 typedef struct uv_loop_s uv_loop_t;
 
@@ -54,10 +55,10 @@ class Dispatcher {
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
 
-  /// Builds and starts the handlers of `config`, then lets the previous generation drain
-  /// (bounded by config.shutdown_timeout). Throws if a builder throws; the old generation
-  /// then stays in place.
-  void install(const Config& config);
+  /// Builds and starts `handlers` (resolve(config)), then lets the previous generation
+  /// drain (bounded by config.shutdown_timeout). Throws if a builder throws; the old
+  /// generation then stays in place.
+  void install(const Config& config, const ResolvedHandlers& handlers);
 
   /// One message from the subscriber (views valid during the call only).
   void on_message(std::string_view pattern, std::string_view channel, std::string_view payload);

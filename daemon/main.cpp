@@ -10,6 +10,7 @@
 #include <string>
 
 #include "daemon/app.hpp"
+#include "handlers/registry.hpp"
 
 namespace {
 
@@ -61,6 +62,8 @@ int main(int argc, char** argv) {
   try {
     config = config_path.empty() ? tierd::parse_config(tierd::default_config_text(), "<built-in>")
                                  : tierd::load_config(config_path);
+    // Every handler section through its factory, as start and reload do.
+    (void)tierd::resolve(config);
   } catch (const tierd::ConfigError& e) {
     std::fprintf(stderr, "tierd: %s: %s\n",
                  config_path.empty() ? "<built-in>" : config_path.c_str(), e.what());

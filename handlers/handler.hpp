@@ -21,7 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "config/error.hpp"
+#include "config/config.hpp"
 
 namespace YAML {
 class Node;
@@ -115,18 +115,17 @@ class Context {
 };
 
 using Builder = std::function<std::unique_ptr<Handler>(Context&)>;
+
+/// What a factory may need to know about the daemon that will run the handler, decided
+/// from the config before anything connects.
+struct HostInfo {
+  bool postgres = false;  ///< a PostgreSQL connection is configured
+};
+
 /// Validates `section` (the whole handler mapping, common keys included, found at
-/// `yaml_path` e.g. "handlers[1]") and returns the builder. Throws ConfigError.
-using Factory = std::function<Builder(const YAML::Node& section, const std::string& yaml_path)>;
-
-/// Keys every handler section may carry, read by the core (name, type, on, max_concurrency,
-/// queue_limit, max_attempts, retry_backoff_ms, dedup_ttl_s). Factories accept them plus their
-/// own.
-const std::vector<std::string>& common_handler_keys();
-
-/// The registry: handler type -> factory. nullptr for an unknown type.
-const Factory* find_factory(const std::string& type);
-/// Every registered type name, for error messages.
-std::vector<std::string> handler_types();
+/// `yaml_path` e.g. "handlers[1]") for this host and returns the builder. Throws
+/// ConfigError.
+using Factory = std::function<Builder(const YAML::Node& section, const std::string& yaml_path,
+                                      const HostInfo& host)>;
 
 }  // namespace tierd

@@ -1,10 +1,11 @@
 // The one explicit list of handler types. Adding a handler = one line here.
-#include <utility>
+#include "handlers/registry.hpp"
 
+#include "config/yaml.hpp"
 #include "handlers/count/count.hpp"
-#include "handlers/handler.hpp"
 #include "handlers/invalidate/invalidate.hpp"
 #include "handlers/write_behind/write_behind.hpp"
+#include "tier/keys.hpp"
 
 namespace tierd {
 
@@ -21,18 +22,29 @@ const std::vector<std::pair<std::string, Factory>>& registry() {
 
 }  // namespace
 
-const std::vector<std::string>& common_handler_keys() {
-  static const std::vector<std::string> keys{
-      "type",
-      "name",
-      "on",
-      "max_concurrency",
-      "queue_limit",
-      "max_attempts",
-      "retry_backoff_ms",
-      "dedup_ttl_s",
-  };
-  return keys;
+HostInfo host_info(const Config& config) {
+  HostInfo host;
+  host.postgres = !config.postgres_conninfo.empty();
+  return host;
+}
+
+ResolvedHandlers resolve(const Config& config) {
+  const HostInfo host = host_info(config);
+  ResolvedHandlers out;
+  out.reserve(config.handlers.size());
+  for (const auto& h : config.handlers) {
+    const Factory* factory = find_factory(h.type);
+    if (factory == nullptr) {
+      std::string known;
+      for (const auto& t : handler_types()) {
+        known += (known.empty() ? "" : ", ") + t;
+      }
+      yaml::fail(h.section["type"], h.yaml_path + ".type",
+                 "unknown handler type '" + tier::excerpt(h.type, 40) + "' (known: " + known + ")");
+    }
+    out.push_back(ResolvedHandler{h, (*factory)(h.section, h.yaml_path, host)});
+  }
+  return out;
 }
 
 const Factory* find_factory(const std::string& type) {

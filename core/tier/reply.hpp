@@ -2,11 +2,10 @@
 // An owned Redis reply. hiredis frees its reply when the callback returns, so every
 // transport copies it into this value before decoding (DESIGN §2: sans-IO operations).
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
-
-struct redisReply;
 
 namespace tier {
 
@@ -31,8 +30,48 @@ struct Reply {
   static Reply nil() { return Reply{}; }
   static Reply array(std::vector<Reply> e) { return Reply{Type::array, 0, {}, std::move(e)}; }
 
-  /// Deep copy of a hiredis reply (nullptr becomes nil).
-  static Reply from_hiredis(const redisReply* r);
+  /// hiredis's reply type codes (REDIS_REPLY_*), named here so that this layer needs no
+  /// hiredis; the transports check them against hiredis's own where they include it.
+  struct HiredisType {
+    static constexpr int string = 1, array = 2, integer = 3, nil = 4, status = 5, error = 6;
+  };
+  /// Deep copy of a hiredis reply (nullptr becomes nil). A template over the reply struct,
+  /// instantiated by the transports with redisReply.
+  template <class R>
+  static Reply from_hiredis(const R* r) {
+    Reply out;
+    if (r == nullptr) {
+      return out;
+    }
+    switch (r->type) {
+      case HiredisType::string:
+        out.type = Type::string;
+        out.str.assign(r->str, r->len);
+        break;
+      case HiredisType::status:
+        out.type = Type::status;
+        out.str.assign(r->str, r->len);
+        break;
+      case HiredisType::error:
+        out.type = Type::error;
+        out.str.assign(r->str, r->len);
+        break;
+      case HiredisType::integer:
+        out.type = Type::integer;
+        out.integer = r->integer;
+        break;
+      case HiredisType::array:
+        out.type = Type::array;
+        out.elements.reserve(r->elements);
+        for (std::size_t i = 0; i < r->elements; ++i) {
+          out.elements.push_back(from_hiredis(r->element[i]));
+        }
+        break;
+      default:
+        out.type = Type::nil;
+    }
+    return out;
+  }
   /// Short human description of the reply's type, for error messages.
   const char* type_name() const noexcept;
 };

@@ -1,20 +1,19 @@
 #pragma once
 // Pattern deletion: SCAN + UNLINK in bounded steps (core/lua/scan_unlink.lua), never
-// KEYS. Each step is one short script, so Redis and the loop stay responsive between
+// KEYS. The runners are tier/sync/scan_delete.hpp (blocking) and tier/uv/scan_delete.hpp
+// (on the loop). Each step is one short script, so Redis and the loop stay responsive between
 // steps, and other commands on the same connection run in between.
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "tier/op.hpp"
 
 namespace tier {
-
-class Client;
-class AsyncClient;
 
 struct ScanStep {
   std::string cursor;     ///< "0" when the scan is complete
@@ -34,12 +33,8 @@ struct DeleteOptions {
 Op<ScanStep> scan_unlink_step(const std::string& cursor, const std::string& pattern,
                               std::uint32_t batch);
 
-/// Deletes every key matching `pattern`; returns how many. Throws on failure.
-std::uint64_t delete_by_pattern(Client& client, const std::string& pattern,
-                                const DeleteOptions& options = {});
-
-/// The same on the loop; `done` gets the count or the first error.
-void delete_by_pattern(AsyncClient& client, const std::string& pattern, DeleteOptions options,
-                       std::function<void(Result<std::uint64_t>)> done);
+/// Why `pattern` and `batch` cannot be scanned (empty or over-long pattern, batch outside
+/// 1-100000), or nothing. The runners check it before their first step.
+std::optional<Error> check_delete_pattern(const std::string& pattern, std::uint32_t batch);
 
 }  // namespace tier

@@ -53,7 +53,7 @@ class CountHandler final : public Handler {
 }  // namespace
 
 Factory count_factory() {
-  return [](const YAML::Node& section, const std::string& path) -> Builder {
+  return [](const YAML::Node& section, const std::string& path, const HostInfo&) -> Builder {
     // Only the common keys: there is nothing else to configure.
     yaml::Map m(section, path, common_handler_keys());
     (void)m;

@@ -8,10 +8,10 @@
 #include <regex>
 
 #include "handlers/invalidate/plan.hpp"
-#include "tier/async_client.hpp"
 #include "tier/keys.hpp"
 #include "tier/metrics.hpp"
-#include "tier/scan_delete.hpp"
+#include "tier/uv/async_client.hpp"
+#include "tier/uv/scan_delete.hpp"
 
 namespace tierd {
 
@@ -243,7 +243,7 @@ void Invalidate::handle(std::shared_ptr<const Event> event, Done done) {
 }  // namespace
 
 Factory invalidate_factory() {
-  return [](const YAML::Node& section, const std::string& path) -> Builder {
+  return [](const YAML::Node& section, const std::string& path, const HostInfo&) -> Builder {
     invalidate::Settings settings = invalidate::parse_settings(section, path);
     return [settings](Context& ctx) -> std::unique_ptr<Handler> {
       return std::make_unique<Invalidate>(ctx, settings);

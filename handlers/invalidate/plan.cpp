@@ -1,7 +1,7 @@
 #include "handlers/invalidate/plan.hpp"
 
-#include "config/glob.hpp"
 #include "config/yaml.hpp"
+#include "tier/glob.hpp"
 #include "tier/keys.hpp"
 
 namespace tierd::invalidate {
@@ -181,7 +181,7 @@ std::optional<Rejection> plan(const Settings& s, const std::string& prefix, cons
     if (!any) {
       bool rule_matches = false;
       for (const auto& rule : s.rules) {
-        rule_matches = rule_matches || glob_match(rule.on, e.channel);
+        rule_matches = rule_matches || tier::glob_match(rule.on, e.channel);
       }
       if (!rule_matches) {
         return Reason{"empty", "no keys, patterns, session_id or project_id"};
@@ -190,7 +190,7 @@ std::optional<Rejection> plan(const Settings& s, const std::string& prefix, cons
   }
 
   for (const auto& rule : s.rules) {
-    if (!glob_match(rule.on, e.channel)) {
+    if (!tier::glob_match(rule.on, e.channel)) {
       continue;
     }
     for (const auto& tmpl : rule.templates) {

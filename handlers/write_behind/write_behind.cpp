@@ -5,12 +5,12 @@
 #include <set>
 
 #include "config/yaml.hpp"
-#include "tier/async_client.hpp"
+#include "handlers/write_behind/worker.hpp"
 #include "tier/keys.hpp"
 #include "tier/metrics.hpp"
-#include "tier/pg.hpp"
+#include "tier/pg/conn.hpp"
+#include "tier/uv/async_client.hpp"
 #include "tier/writebehind.hpp"
-#include "tier/writebehind_worker.hpp"
 
 namespace tierd {
 
@@ -196,8 +196,15 @@ class WriteBehindHandler final : public Handler {
 }  // namespace
 
 Factory write_behind_factory() {
-  return [](const YAML::Node& section, const std::string& path) -> Builder {
+  return [](const YAML::Node& section, const std::string& path, const HostInfo& host) -> Builder {
     Settings settings = parse_settings(section, path);
+    // Refused here rather than when the handler starts: --check-config and a reload say so
+    // too, and the message tells where the URL goes.
+    if (!host.postgres) {
+      yaml::fail(section, path,
+                 "the write_behind handler needs PostgreSQL: set TIERD_POSTGRES_URL (or "
+                 "postgres.conninfo), or remove this handler section");
+    }
     return [settings](Context& ctx) -> std::unique_ptr<Handler> {
       return std::make_unique<WriteBehindHandler>(ctx, settings);
     };

@@ -211,10 +211,11 @@ struct CoreRig {
     h.queue_limit = queue;
     h.max_attempts = attempts;
     h.retry_backoff = 10ms;
-    h.build = [&probe](tierd::Context&) { return std::make_unique<ProbeHandler>(probe); };
     config.handlers.push_back(h);
+    handlers.push_back(
+        {h, [&probe](tierd::Context&) { return std::make_unique<ProbeHandler>(probe); }});
     dispatcher = std::make_unique<tierd::Dispatcher>(env);
-    dispatcher->install(config);
+    dispatcher->install(config, handlers);
   }
   double events(const std::string& result) {
     return metrics.value("tierd_handler_events_total", {{"handler", "probe"}, {"result", result}});
@@ -225,6 +226,7 @@ struct CoreRig {
   std::shared_ptr<spdlog::logger> log = quiet_logger();
   tierd::DispatcherEnv env;
   tierd::Config config;
+  tierd::ResolvedHandlers handlers;
   std::unique_ptr<tierd::Dispatcher> dispatcher;
 };
 
@@ -360,10 +362,10 @@ TEST_CASE("a reload routes new events to the new handlers while the old ones dra
   Probe fresh;
   tierd::Config next = rig.config;
   next.handlers[0].name = "probe2";
-  next.handlers[0].build = [&fresh](tierd::Context&) {
-    return std::make_unique<ProbeHandler>(fresh);
-  };
-  rig.dispatcher->install(next);
+  tierd::ResolvedHandlers next_handlers{{next.handlers[0], [&fresh](tierd::Context&) {
+                                           return std::make_unique<ProbeHandler>(fresh);
+                                         }}};
+  rig.dispatcher->install(next, next_handlers);
   rig.dispatcher->on_message("events:*", "events:a", R"({"needed":1})");
   CHECK(fresh.calls == 1);  // the new generation took it at once
   CHECK(probe.calls == 2);

@@ -9,9 +9,10 @@
 #include <map>
 
 #include "config/config.hpp"
-#include "config/glob.hpp"
 #include "daemon/dispatcher.hpp"
+#include "handlers/registry.hpp"
 #include "support/servers.hpp"
+#include "tier/glob.hpp"
 #include "tier/metrics.hpp"
 
 namespace {
@@ -32,8 +33,12 @@ tierd::EnvLookup env_of(std::map<std::string, std::string> vars) {
 
 const tierd::EnvLookup kNoEnv = env_of({});
 
+// As --check-config, start and reload read a config: parsed, then every handler section
+// through its factory.
 Config parse(const std::string& yaml, const tierd::EnvLookup& env = kNoEnv) {
-  return tierd::parse_config(yaml, "test.yaml", env);
+  Config c = tierd::parse_config(yaml, "test.yaml", env);
+  (void)tierd::resolve(c);
+  return c;
 }
 
 /// The message of the ConfigError `yaml` raises (fails the test if it parses).
@@ -95,7 +100,7 @@ TEST_CASE("the built-in default config is the documented example and is valid") 
 
 TEST_CASE("the built-in config without PostgreSQL is refused, naming the section and the fix") {
   try {
-    tierd::parse_config(tierd::default_config_text(), "<built-in>", kNoEnv);
+    (void)tierd::resolve(tierd::parse_config(tierd::default_config_text(), "<built-in>", kNoEnv));
     FAIL("no error");
   } catch (const tierd::ConfigError& e) {
     const std::string what = e.what();
@@ -162,7 +167,9 @@ handlers:
   CHECK(h.max_attempts == 5);
   CHECK(h.retry_backoff == std::chrono::milliseconds(50));
   CHECK(h.dedup_ttl == std::chrono::seconds(600));
-  CHECK(h.build);
+  const auto resolved = tierd::resolve(c);
+  REQUIRE(resolved.size() == 1);
+  CHECK(resolved[0].build);
 }
 
 TEST_CASE("broken configs are refused with the YAML path and line") {
@@ -305,8 +312,8 @@ TEST_CASE("the environment overrides the file, and its values are checked too") 
 }
 
 TEST_CASE("globs match like Redis and overlap is decided exactly") {
-  using tierd::glob_match;
-  using tierd::globs_overlap;
+  using tier::glob_match;
+  using tier::globs_overlap;
   CHECK(glob_match("events:*", "events:version_promoted"));
   CHECK_FALSE(glob_match("events:*", "system:x"));
   CHECK(glob_match("a?c", "abc"));

@@ -51,16 +51,15 @@ class Recorder final : public tierd::Handler {
   bool needs_body_;
 };
 
-tierd::HandlerConfig recorder(const std::string& name, std::vector<std::string> on, Seen& seen,
-                              bool needs_body) {
+tierd::ResolvedHandler recorder(const std::string& name, std::vector<std::string> on, Seen& seen,
+                                bool needs_body) {
   tierd::HandlerConfig h;
   h.type = "recorder";
   h.name = name;
   h.on = std::move(on);
-  h.build = [&seen, needs_body](tierd::Context&) {
-    return std::make_unique<Recorder>(seen, needs_body);
-  };
-  return h;
+  return {h, [&seen, needs_body](tierd::Context&) {
+            return std::make_unique<Recorder>(seen, needs_body);
+          }};
 }
 
 struct Rig {
@@ -81,6 +80,7 @@ struct Rig {
   std::shared_ptr<spdlog::logger> log = quiet_logger();
   tierd::DispatcherEnv env;
   tierd::Config config;
+  tierd::ResolvedHandlers handlers;
   std::unique_ptr<tierd::Dispatcher> dispatcher;
 };
 
@@ -90,9 +90,9 @@ TEST_CASE("the body is parsed only for handlers that read it, and is shared when
   Rig rig;
   Seen lazy;
   Seen eager;
-  rig.config.handlers.push_back(recorder("lazy", {"events:*"}, lazy, false));
-  rig.config.handlers.push_back(recorder("eager", {"events:b"}, eager, true));
-  rig.dispatcher->install(rig.config);
+  rig.handlers.push_back(recorder("lazy", {"events:*"}, lazy, false));
+  rig.handlers.push_back(recorder("eager", {"events:b"}, eager, true));
+  rig.dispatcher->install(rig.config, rig.handlers);
 
   rig.dispatcher->on_message("events:*", "events:a", R"({"id":"x\u00e9\"1","n":[1,2]})");
   rig.dispatcher->on_message("events:*", "events:b", R"({"id":"plain","n":3})");
@@ -113,8 +113,8 @@ TEST_CASE("the body is parsed only for handlers that read it, and is shared when
 TEST_CASE("a lazy route still validates every message and counts rejections by reason") {
   Rig rig;
   Seen lazy;
-  rig.config.handlers.push_back(recorder("lazy", {"events:*"}, lazy, false));
-  rig.dispatcher->install(rig.config);
+  rig.handlers.push_back(recorder("lazy", {"events:*"}, lazy, false));
+  rig.dispatcher->install(rig.config, rig.handlers);
   const std::vector<std::pair<std::string, std::string>> corpus{
       {"{\"a\":1,}", "not_json"},
       {"{\"a\":\"\\uD800\"}", "not_json"},
@@ -149,8 +149,8 @@ TEST_CASE("a lazy route still validates every message and counts rejections by r
 TEST_CASE("routes are cached per channel and rebuilt by a reload") {
   Rig rig;
   Seen first;
-  rig.config.handlers.push_back(recorder("h", {"events:a", "events:c?"}, first, false));
-  rig.dispatcher->install(rig.config);
+  rig.handlers.push_back(recorder("h", {"events:a", "events:c?"}, first, false));
+  rig.dispatcher->install(rig.config, rig.handlers);
   for (int i = 0; i < 3; ++i) {
     rig.dispatcher->on_message("events:*", "events:a", "{}");
     rig.dispatcher->on_message("events:*", "events:b", "{}");
@@ -167,8 +167,8 @@ TEST_CASE("routes are cached per channel and rebuilt by a reload") {
   CHECK(first.channels.size() == 7);
 
   Seen second;
-  rig.config.handlers = {recorder("h", {"events:b"}, second, false)};
-  rig.dispatcher->install(rig.config);
+  rig.handlers = {recorder("h", {"events:b"}, second, false)};
+  rig.dispatcher->install(rig.config, rig.handlers);
   rig.dispatcher->on_message("events:*", "events:a", "{}");
   rig.dispatcher->on_message("events:*", "events:b", "{}");
   CHECK(first.channels.size() == 7);  // the old route to events:a is gone

@@ -9,7 +9,7 @@
 
 #include <string>
 
-#include "tier/reply_pool.hpp"
+#include "tier/uv/reply_pool.hpp"
 
 namespace {
 

@@ -8,9 +8,9 @@
 #include <string>
 
 #include "support/servers.hpp"
-#include "tier/client.hpp"
 #include "tier/endpoint.hpp"
 #include "tier/errors.hpp"
+#include "tier/sync/client.hpp"
 
 namespace {
 

@@ -27,10 +27,11 @@
 #include "config/config.hpp"
 #include "config/error.hpp"
 #include "handlers/handler.hpp"
-#include "tier/async_client.hpp"
+#include "handlers/registry.hpp"
 #include "tier/endpoint.hpp"
 #include "tier/metrics.hpp"
-#include "tier/pg.hpp"
+#include "tier/pg/conn.hpp"
+#include "tier/uv/async_client.hpp"
 
 namespace {
 
@@ -89,7 +90,7 @@ std::optional<std::string> no_env(const char*) {
   return std::nullopt;
 }
 
-void check_accepted(const tierd::Config& c) {
+void check_accepted(const tierd::Config& c, const tierd::ResolvedHandlers& handlers) {
   // Passwords come from the environment only (DESIGN §6), and it is empty here.
   try {
     const auto ep = tier::RedisEndpoint::parse_url(c.redis_url);
@@ -103,13 +104,16 @@ void check_accepted(const tierd::Config& c) {
     finding("no subscribe pattern");
   }
   tier::metrics::Registry metrics;
-  for (const auto& h : c.handlers) {
-    if (!h.build) {
+  if (handlers.size() != c.handlers.size()) {
+    finding("resolve() returned another number of handlers than the config has");
+  }
+  for (const auto& [h, build] : handlers) {
+    if (!build) {
       finding("handler " + h.yaml_path + " has no builder");
     }
     FuzzContext ctx(metrics, c.key_prefix, h.name);
     try {
-      auto handler = h.build(ctx);
+      auto handler = build(ctx);
       if (!handler) {
         finding("handler " + h.yaml_path + " built nothing");
       }
@@ -140,8 +144,11 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   std::optional<tierd::Config> config;
+  tierd::ResolvedHandlers handlers;
   try {
+    // As --check-config: parsed, then every handler section through its factory.
     config = tierd::parse_config(text, "fuzz.yaml", no_env);
+    handlers = tierd::resolve(*config);
   } catch (const tierd::ConfigError&) {
     return 0;  // refused, with a YAML path: what it is for
   } catch (const std::exception& e) {
@@ -150,6 +157,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   } catch (...) {
     finding("parse_config threw something that is not a std::exception");
   }
-  check_accepted(*config);
+  check_accepted(*config, handlers);
   return 0;
 }

@@ -24,9 +24,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "config/glob.hpp"
 #include "handlers/invalidate/invalidate.hpp"
 #include "handlers/invalidate/plan.hpp"
+#include "tier/glob.hpp"
 #include "tier/keys.hpp"
 
 namespace {
@@ -115,7 +115,7 @@ const std::string* id_value(const Json& body, const std::string& field, bool all
 inv::Settings load(const char* yaml) {
   const YAML::Node section = YAML::Load(yaml);
   // The factory accepts it (what --check-config runs) ...
-  (void)tierd::invalidate_factory()(section, "handlers[0]");
+  (void)tierd::invalidate_factory()(section, "handlers[0]", tierd::HostInfo{});
   // ... and these are the settings its handler plans with.
   return inv::parse_settings(section, "handlers[0]");
 }
@@ -147,7 +147,7 @@ bool expected_from_rules(const std::string& prefix, const std::string& channel, 
       keys.push_back(prefix + "audit:" + *p + ":last");
     }
   }
-  if (tierd::glob_match("events:session_*", channel)) {
+  if (tier::glob_match("events:session_*", channel)) {
     const std::string* s = field("session_id");
     const std::string* u = field("user_id");
     if (s == nullptr || u == nullptr) {
@@ -212,8 +212,8 @@ void run(const inv::Settings& s, const std::string& prefix, const tierd::Event& 
         // that id's keys and no other id's (a message pattern may look the same).
         const auto it =
             std::find_if(plan.patterns.begin(), plan.patterns.end(), [&](const std::string& p) {
-              return literal_prefix(p) == want && tierd::glob_match(p, want) &&
-                     tierd::glob_match(p, want + "x:y");
+              return literal_prefix(p) == want && tier::glob_match(p, want) &&
+                     tier::glob_match(p, want + "x:y");
             });
         require(it != plan.patterns.end(), "an id's pattern is missing or not escaped", where);
         patterns.push_back(*it);

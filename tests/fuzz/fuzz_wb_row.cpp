@@ -21,8 +21,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tier/writebehind_row.hpp"
-#include "tier/writebehind_worker.hpp"
+#include "handlers/write_behind/row.hpp"
+#include "handlers/write_behind/worker.hpp"
 
 namespace {
 

@@ -7,8 +7,9 @@
 #include "tier/cache.hpp"
 #include "tier/dedup.hpp"
 #include "tier/keys.hpp"
-#include "tier/scan_delete.hpp"
 #include "tier/stats.hpp"
+#include "tier/sync/scan_delete.hpp"
+#include "tier/uv/scan_delete.hpp"
 
 using namespace std::chrono_literals;
 using tier::Json;

@@ -4,7 +4,8 @@
 #include "support/servers.hpp"
 #include "tier/cache.hpp"
 #include "tier/keys.hpp"
-#include "tier/scan_delete.hpp"
+#include "tier/sync/scan_delete.hpp"
+#include "tier/uv/scan_delete.hpp"
 
 using tiertest::Runner;
 

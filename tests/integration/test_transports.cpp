@@ -12,7 +12,8 @@
 #include "support/helpers.hpp"
 #include "support/servers.hpp"
 #include "tier/cache.hpp"
-#include "tier/scan_delete.hpp"
+#include "tier/sync/scan_delete.hpp"
+#include "tier/uv/scan_delete.hpp"
 
 using namespace std::chrono_literals;
 using tiertest::Runner;

@@ -5,7 +5,7 @@
 #include <thread>
 
 #include "tier/keys.hpp"
-#include "tier/scan_delete.hpp"
+#include "tier/sync/scan_delete.hpp"
 
 namespace tiertest {
 

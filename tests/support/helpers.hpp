@@ -10,8 +10,8 @@
 #include <optional>
 #include <string>
 
-#include "tier/async_client.hpp"
-#include "tier/client.hpp"
+#include "tier/sync/client.hpp"
+#include "tier/uv/async_client.hpp"
 
 namespace tiertest {
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "tier/client.hpp"
+#include "tier/sync/client.hpp"
 
 namespace tiertest {
 

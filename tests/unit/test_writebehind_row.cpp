@@ -2,8 +2,8 @@
 
 #include <string>
 
-#include "tier/writebehind_row.hpp"
-#include "tier/writebehind_worker.hpp"
+#include "handlers/write_behind/row.hpp"
+#include "handlers/write_behind/worker.hpp"
 
 using tier::detail::Fields;
 using tier::detail::Row;

@@ -5,7 +5,7 @@
 #include "support/helpers.hpp"
 #include "support/servers.hpp"
 #include "tier/errors.hpp"
-#include "tier/pg.hpp"
+#include "tier/pg/conn.hpp"
 
 using namespace std::chrono_literals;
 

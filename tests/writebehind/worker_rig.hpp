@@ -9,13 +9,13 @@
 #include <string>
 #include <vector>
 
+#include "handlers/write_behind/worker.hpp"
 #include "support/helpers.hpp"
 #include "support/servers.hpp"
-#include "tier/async_client.hpp"
 #include "tier/metrics.hpp"
-#include "tier/pg.hpp"
+#include "tier/pg/conn.hpp"
+#include "tier/uv/async_client.hpp"
 #include "tier/writebehind.hpp"
-#include "tier/writebehind_worker.hpp"
 
 namespace wbtest {
 

@@ -15,8 +15,8 @@
 #include <string_view>
 #include <vector>
 
-#include "tier/async_client.hpp"
 #include "tier/result.hpp"
+#include "tier/uv/async_client.hpp"
 
 typedef struct uv_loop_s uv_loop_t;
 
@@ -24,8 +24,11 @@ namespace tier {
 
 struct PgOptions {
   /// libpq conninfo ("host=... dbname=...") or postgresql:// URL. A password in it is
-  /// refused: use PGPASSWORD, ~/.pgpass or passfile=.
+  /// refused (use PGPASSWORD, ~/.pgpass or passfile=) unless allow_password is set.
   std::string conninfo;
+  /// Accept a password in the conninfo: set when it came from the environment
+  /// (TIERD_POSTGRES_URL), never from a config file.
+  bool allow_password = false;
   /// Time allowed for connect + authentication. 0ms is not allowed (defaults apply).
   std::chrono::milliseconds connect_timeout{5000};
   /// Default deadline of a job, from the moment it is submitted.

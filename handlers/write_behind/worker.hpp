@@ -16,9 +16,9 @@
 #include <string_view>
 #include <vector>
 
-#include "tier/async_client.hpp"
-#include "tier/pg.hpp"
+#include "tier/pg/conn.hpp"
 #include "tier/result.hpp"
+#include "tier/uv/async_client.hpp"
 
 typedef struct uv_loop_s uv_loop_t;
 

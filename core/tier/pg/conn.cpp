@@ -1,4 +1,4 @@
-#include "tier/pg.hpp"
+#include "tier/pg/conn.hpp"
 
 #include <arpa/inet.h>
 #include <libpq-fe.h>
@@ -10,8 +10,9 @@
 
 #include "tier/backoff.hpp"
 #include "tier/errors.hpp"
-#include "tier/resolve.hpp"
+#include "tier/pg/conninfo.hpp"
 #include "tier/sigpipe.hpp"
+#include "tier/uv/resolve.hpp"
 
 namespace tier {
 
@@ -178,35 +179,14 @@ class PgLink : public std::enable_shared_from_this<PgLink> {
     if (opts_.statement_timeout.count() <= 0) {
       opts_.statement_timeout = opts_.query_timeout;
     }
-    char* err = nullptr;
-    PQconninfoOption* info = PQconninfoParse(opts_.conninfo.c_str(), &err);
-    if (info == nullptr) {
-      std::string why = err != nullptr ? trim(err) : "out of memory";
-      PQfreemem(err);
-      throw InvalidArgument("postgres conninfo does not parse: " + why);
-    }
-    std::string host;
-    std::string hostaddr;
-    bool has_password = false;
-    for (PQconninfoOption* o = info; o->keyword != nullptr; ++o) {
-      std::string_view k = o->keyword;
-      if (o->val == nullptr) {
-        continue;
-      }
-      if (k == "password" && *o->val != '\0') {
-        has_password = true;
-      } else if (k == "host") {
-        host = o->val;
-      } else if (k == "hostaddr") {
-        hostaddr = o->val;
-      }
-    }
-    PQconninfoFree(info);
-    if (has_password) {
+    const ConninfoParts parts = parse_conninfo(opts_.conninfo);
+    if (parts.has_password && !opts_.allow_password) {
       throw InvalidArgument(
           "postgres conninfo carries a password: refused; use PGPASSWORD, ~/.pgpass or "
           "passfile=");
     }
+    const std::string& host = parts.host;
+    const std::string& hostaddr = parts.hostaddr;
     // libpq resolves host names with a blocking getaddrinfo: resolve on libuv's thread
     // pool first and hand libpq the address.
     if (hostaddr.empty() && !host.empty() && host.front() != '/' && !is_ip_literal(host)) {

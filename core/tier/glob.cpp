@@ -1,6 +1,6 @@
-#include "config/glob.hpp"
+#include "tier/glob.hpp"
 
-namespace tierd {
+namespace tier {
 
 namespace {
 
@@ -153,4 +153,4 @@ bool globs_overlap(std::string_view a, std::string_view b) {
   return o.run(0, 0);
 }
 
-}  // namespace tierd
+}  // namespace tier

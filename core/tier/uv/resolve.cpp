@@ -1,4 +1,4 @@
-#include "tier/resolve.hpp"
+#include "tier/uv/resolve.hpp"
 
 #include <uv.h>
 

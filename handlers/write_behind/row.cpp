@@ -1,11 +1,11 @@
-#include "tier/writebehind_row.hpp"
+#include "handlers/write_behind/row.hpp"
 
 #include <algorithm>
 #include <set>
 
+#include "handlers/write_behind/worker.hpp"
 #include "tier/json_check.hpp"
 #include "tier/keys.hpp"
-#include "tier/writebehind_worker.hpp"
 
 namespace tier::detail {
 

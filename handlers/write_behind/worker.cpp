@@ -1,4 +1,4 @@
-#include "tier/writebehind_worker.hpp"
+#include "handlers/write_behind/worker.hpp"
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "handlers/write_behind/row.hpp"
 #include "tier/backoff.hpp"
 #include "tier/errors.hpp"
 #include "tier/json_check.hpp"
@@ -23,7 +24,6 @@
 #include "tier/op.hpp"
 #include "tier/script.hpp"
 #include "tier/writebehind.hpp"
-#include "tier/writebehind_row.hpp"
 
 namespace tier {
 

@@ -1,6 +1,6 @@
-#include "tier/async_client.hpp"
+#include "tier/uv/async_client.hpp"
 #include "tier/backoff.hpp"
-#include "tier/resolve.hpp"
+#include "tier/uv/resolve.hpp"
 
 #include <arpa/inet.h>
 #include <hiredis/adapters/libuv.h>
@@ -13,10 +13,18 @@
 #include <deque>
 #include <random>
 
-#include "tier/reply_pool.hpp"
 #include "tier/sigpipe.hpp"
+#include "tier/uv/reply_pool.hpp"
 
 namespace tier {
+
+static_assert(REDIS_REPLY_STRING == Reply::HiredisType::string &&
+                  REDIS_REPLY_ARRAY == Reply::HiredisType::array &&
+                  REDIS_REPLY_INTEGER == Reply::HiredisType::integer &&
+                  REDIS_REPLY_NIL == Reply::HiredisType::nil &&
+                  REDIS_REPLY_STATUS == Reply::HiredisType::status &&
+                  REDIS_REPLY_ERROR == Reply::HiredisType::error,
+              "hiredis reply type codes");
 
 const char* to_string(LinkState s) noexcept {
   switch (s) {

@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-namespace tierd {
+namespace tier {
 
 /// A glob compiled once, for matching many texts (routing) without re-reading the pattern.
 class Glob {
@@ -31,4 +31,4 @@ bool glob_match(std::string_view pattern, std::string_view text);
 /// True when at least one string matches both patterns.
 bool globs_overlap(std::string_view a, std::string_view b);
 
-}  // namespace tierd
+}  // namespace tier

@@ -1,4 +1,4 @@
-#include "tier/client.hpp"
+#include "tier/sync/client.hpp"
 
 #include <hiredis/hiredis.h>
 #include <poll.h>
@@ -11,6 +11,14 @@
 #include "tier/sigpipe.hpp"
 
 namespace tier {
+
+static_assert(REDIS_REPLY_STRING == Reply::HiredisType::string &&
+                  REDIS_REPLY_ARRAY == Reply::HiredisType::array &&
+                  REDIS_REPLY_INTEGER == Reply::HiredisType::integer &&
+                  REDIS_REPLY_NIL == Reply::HiredisType::nil &&
+                  REDIS_REPLY_STATUS == Reply::HiredisType::status &&
+                  REDIS_REPLY_ERROR == Reply::HiredisType::error,
+              "hiredis reply type codes");
 namespace {
 
 void append_header(std::string& out, char kind, std::size_t n) {

@@ -1,4 +1,4 @@
-#include "tier/reply_pool.hpp"
+#include "tier/uv/reply_pool.hpp"
 
 #include <hiredis/hiredis.h>
 #include <hiredis/read.h>
