@@ -83,7 +83,11 @@ class Connection {
     if (limited) {
       redisSetTimeout(ctx_, tv);
     }
-    redisEnableKeepAlive(ctx_);
+    if (ep.unix_path.empty()) {
+      // TCP only: on a unix socket the keepalive options fail with EOPNOTSUPP, and hiredis
+      // then keeps that error on the context, failing every later read.
+      redisEnableKeepAlive(ctx_);
+    }
     std::vector<Command> hello = hello_commands(ep, opts_.client_name);
     if (!hello.empty()) {
       auto r = roundtrip(hello, opts_.connect_timeout);
