@@ -15,6 +15,10 @@
 #include <string>
 #include <thread>
 
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "daemon/host_context.hpp"
 #include "handlers/write_behind/worker.hpp"
 #include "tier/pg/conn.hpp"
 #include "tier/sync/client.hpp"
@@ -119,11 +123,22 @@ int run_worker(const std::string& url, const std::string& conninfo, long target,
   pg.start();
   tier::WriteBehindWorkerOptions wo;
   wo.tables = {table_config(max_rows)};
-  wo.redis = ao;
   wo.block = 100ms;
   wo.batch_timeout = 60s;
   wo.status_interval = 0ms;
-  auto worker = std::make_unique<tier::WriteBehindWorker>(&loop, commands, pg, wo);
+  tier::metrics::Registry metrics;
+  auto log =
+      std::make_shared<spdlog::logger>("wb", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  log->set_level(spdlog::level::warn);
+  tierd::HostEnv env;
+  env.loop = &loop;
+  env.redis = &commands;
+  env.postgres = &pg;
+  env.metrics = &metrics;
+  env.log = log.get();
+  env.instance_id = tier::default_consumer_name();
+  auto ctx = std::make_unique<tierd::HostContext>(env, "write_behind", "");
+  auto worker = std::make_unique<tier::WriteBehindWorker>(*ctx, wo);
   bool started = false;
   worker->start([&](tier::Status s) {
     if (!s.ok()) {
@@ -171,6 +186,7 @@ int run_worker(const std::string& url, const std::string& conninfo, long target,
       s * 1000.0 / static_cast<double>(std::max<std::uint64_t>(st.batches_flushed, 1)),
       static_cast<unsigned long long>(st.retries), rss_peak);
   worker.reset();
+  ctx.reset();
   pg.close();
   commands.close();
   uv_timer_stop(&tick);

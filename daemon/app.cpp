@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include <csignal>
+#include <map>
 
 #include "daemon/dispatcher.hpp"
 #include "daemon/http.hpp"
@@ -14,6 +15,7 @@
 #include "tier/metrics.hpp"
 #include "tier/pg/conn.hpp"
 #include "tier/uv/async_client.hpp"
+#include "tier/uv/handle.hpp"
 
 namespace tierd {
 
@@ -35,37 +37,6 @@ std::string instance_id() {
 std::string json_escape(const std::string& s) {
   return nlohmann::json(s).dump();
 }
-
-/// A signal watcher whose uv handle outlives the App until libuv has closed it.
-class SignalWatch {
- public:
-  SignalWatch(uv_loop_t* loop, int signum, std::function<void()> cb) : box_(new Box) {
-    box_->cb = std::move(cb);
-    uv_signal_init(loop, &box_->handle);
-    box_->handle.data = box_;
-    uv_signal_start(
-        &box_->handle, [](uv_signal_t* h, int) { static_cast<Box*>(h->data)->cb(); }, signum);
-  }
-  ~SignalWatch() { close(); }
-  SignalWatch(const SignalWatch&) = delete;
-  SignalWatch& operator=(const SignalWatch&) = delete;
-  void close() {
-    if (box_ == nullptr) {
-      return;
-    }
-    uv_signal_stop(&box_->handle);
-    uv_close(reinterpret_cast<uv_handle_t*>(&box_->handle),
-             [](uv_handle_t* h) { delete static_cast<Box*>(h->data); });
-    box_ = nullptr;
-  }
-
- private:
-  struct Box {
-    uv_signal_t handle;
-    std::function<void()> cb;
-  };
-  Box* box_;
-};
 
 /// Brings a counter up to a total kept elsewhere (the links count for themselves).
 void sync_counter(tier::metrics::Counter& c, std::uint64_t total) {
@@ -107,15 +78,16 @@ struct App::Impl {
   std::unique_ptr<Dispatcher> dispatcher;
   std::unique_ptr<HttpServer> http;
   std::unique_ptr<notify::Watchdog> watchdog;
-  std::vector<std::unique_ptr<SignalWatch>> signals;
+  std::vector<std::unique_ptr<tier::uv::Signal>> signals;
 
   bool stopping = false;
   bool finished = false;
   int exit_code = 0;
   /// What the daemon knows of one link's health, for logs, /metrics and /readyz.
   struct LinkWatch {
-    const char* name;    // "commands", "subscriber", "postgres"
-    const char* system;  // "redis", "postgres"
+    std::string name;    // "commands", "subscriber", "postgres", or a handler's own link
+    std::string system;  // "redis", "postgres"
+    tier::AsyncClient* link = nullptr;  // a handler's own link (null for the app's three)
     bool up = false;
     bool was_ready = false;  // has been ready at least once
     bool down_logged = false;
@@ -127,6 +99,8 @@ struct App::Impl {
   LinkWatch commands_watch{"commands", "redis"};
   LinkWatch subscriber_watch{"subscriber", "redis"};
   LinkWatch postgres_watch{"postgres", "postgres"};
+  /// Handlers' own Redis connections (Context::redis_connection), by label.
+  std::map<std::string, LinkWatch> handler_links;
 
   // A degraded state is logged when it is entered, with its cause, when the cause changes,
   // every kStillDownLogInterval while it lasts, and when it ends: at start as much as later.
@@ -236,6 +210,13 @@ struct App::Impl {
       const auto pg = postgres->state();
       r.ready = r.ready && pg == tier::LinkState::ready;
       link("postgres", pg, postgres_watch);
+    }
+    for (const auto& [label, w] : handler_links) {
+      const auto state = w.link != nullptr ? w.link->state() : tier::LinkState::closed;
+      if (state != tier::LinkState::ready && state != tier::LinkState::closed) {
+        r.ready = false;
+        link(label.c_str(), state, w);
+      }
     }
     // A write_behind table that failed its start-up check (a typo in a column) stores
     // nothing until the config is fixed: its handler holds tierd_writebehind_table_up at 0.
@@ -414,6 +395,26 @@ tier::Status App::start() {
   env.metrics = &m.metrics;
   env.log = m.logger.get();
   env.instance_id = m.id;
+  env.watch_link = [&m](const std::string& label, tier::AsyncClient& link) {
+    auto& w =
+        m.handler_links.insert_or_assign(label, Impl::LinkWatch{label, "redis"}).first->second;
+    w.link = &link;
+    m.metrics
+        .gauge("tierd_redis_link_up", "1 when the Redis link is ready (subscriber: subscribed)")
+        .with({{"link", label}})
+        .set(0);
+    link.on_state([&m, label](tier::LinkState s, const std::string& why) {
+      if (auto it = m.handler_links.find(label); it != m.handler_links.end()) {
+        m.link_state(it->second, s, why);
+      }
+    });
+  };
+  env.unwatch_link = [&m](const std::string& label) {
+    m.handler_links.erase(label);
+    m.metrics
+        .gauge("tierd_redis_link_up", "1 when the Redis link is ready (subscriber: subscribed)")
+        .remove({{"link", label}});
+  };
   m.dispatcher = std::make_unique<Dispatcher>(env);
   try {
     m.dispatcher->install(c, resolve(c));
@@ -450,9 +451,10 @@ tier::Status App::start() {
   }
 
   if (m.options.handle_signals) {
-    m.signals.push_back(std::make_unique<SignalWatch>(m.loop, SIGTERM, [this] { shutdown(); }));
-    m.signals.push_back(std::make_unique<SignalWatch>(m.loop, SIGINT, [this] { shutdown(); }));
-    m.signals.push_back(std::make_unique<SignalWatch>(m.loop, SIGHUP, [this] { reload(); }));
+    m.signals.push_back(
+        std::make_unique<tier::uv::Signal>(m.loop, SIGTERM, [this] { shutdown(); }));
+    m.signals.push_back(std::make_unique<tier::uv::Signal>(m.loop, SIGINT, [this] { shutdown(); }));
+    m.signals.push_back(std::make_unique<tier::uv::Signal>(m.loop, SIGHUP, [this] { reload(); }));
   }
 
   m.redis->start();

@@ -6,7 +6,6 @@
 #include <map>
 #include <unordered_map>
 
-#include "daemon/uv_timer.hpp"
 #include "tier/glob.hpp"
 #include "tier/json_check.hpp"
 #include "tier/keys.hpp"
@@ -56,29 +55,6 @@ LogLimiter& limiter() {
   static LogLimiter l;  // loop thread only
   return l;
 }
-
-class SlotContext final : public Context {
- public:
-  SlotContext(const DispatcherEnv& env, std::string name, std::string prefix)
-      : env_(env), name_(std::move(name)), prefix_(std::move(prefix)) {}
-
-  tier::AsyncClient& redis() override { return *env_.redis; }
-  tier::PgConn* postgres() override { return env_.postgres; }
-  TimerHandle start_timer(std::chrono::milliseconds delay, std::chrono::milliseconds repeat,
-                          std::function<void()> cb) override {
-    return std::make_unique<UvTimer>(env_.loop, delay, repeat, std::move(cb));
-  }
-  tier::metrics::Registry& metrics() override { return *env_.metrics; }
-  spdlog::logger& log() override { return *env_.log; }
-  const std::string& instance_id() const override { return env_.instance_id; }
-  const std::string& key_prefix() const override { return prefix_; }
-  const std::string& handler_name() const override { return name_; }
-
- private:
-  const DispatcherEnv& env_;
-  std::string name_;
-  std::string prefix_;
-};
 
 }  // namespace
 
@@ -132,7 +108,7 @@ struct Dispatcher::Slot : std::enable_shared_from_this<Slot> {
   }
 
   HandlerConfig cfg;
-  SlotContext ctx;
+  HostContext ctx;
   std::unique_ptr<Handler> handler;
   std::vector<std::string> required;
   std::vector<tier::Glob> on;  ///< cfg.on, compiled

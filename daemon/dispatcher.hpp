@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "daemon/host_context.hpp"
 #include "handlers/handler.hpp"
 #include "handlers/registry.hpp"
 
@@ -32,14 +33,7 @@ class Counter;
 namespace tierd {
 
 /// What the dispatcher lends to the handlers it builds.
-struct DispatcherEnv {
-  uv_loop_t* loop = nullptr;
-  tier::AsyncClient* redis = nullptr;
-  tier::PgConn* postgres = nullptr;  ///< may be null
-  tier::metrics::Registry* metrics = nullptr;
-  spdlog::logger* log = nullptr;
-  std::string instance_id;
-};
+using DispatcherEnv = HostEnv;
 
 /// Deepest JSON nesting accepted in a message; deeper ones are rejected before parsing.
 inline constexpr std::size_t kMaxJsonDepth = 64;

@@ -26,8 +26,10 @@ using ListenAddress = tier::ListenAddress;
 struct HttpOptions {
   std::string host = "127.0.0.1";  ///< numeric address (or "localhost") to bind
   int port = 9464;                 ///< 0 = ephemeral; read the bound one with port()
-  /// Largest request accepted (request line + headers + body), in bytes. Bigger headers get
-  /// 431, a bigger body 413; the connection is then closed.
+  /// Largest request head (request line + headers) and largest body, each in bytes. A longer
+  /// request line gets 414, bigger headers 431, a bigger body 413 (declared by
+  /// Content-Length or by a chunk size: refused before it is read); the connection is then
+  /// closed.
   std::size_t max_request_bytes = 16 * 1024;
   /// Time a connection may take to deliver one complete request, in ms: counted from accept
   /// or from the previous response, not reset by partial data. 0 = no limit.

@@ -143,10 +143,9 @@ struct HttpSession::State {
   std::string value;
   bool in_value = false;
   bool in_request = false;
-  bool line_done = false;      // the request line has been read (a header or the end came)
-  bool head_done = false;      // the header block has been read
-  std::size_t head_bytes = 0;  // request line and headers, once head_done
-  int reject_status = 0;       // set by a callback that refuses the request
+  bool line_done = false;  // the request line has been read (a header or the end came)
+  bool head_done = false;  // the header block has been read
+  int reject_status = 0;   // set by a callback that refuses the request
 
   std::string held;  // input not parsed yet because the output was full
   std::string* out = nullptr;
@@ -244,10 +243,11 @@ void push_header(HttpSession::State* s) {
   s->in_value = false;
 }
 
-// Room left for a body under the request limit.
+// Room left for a body under the limit. The head has a limit of its own (feed()): the
+// parser's count of head bytes is not reliable by the time the head is complete, and a
+// limit on their sum would then depend on how the request was split into reads.
 std::size_t body_room(const HttpSession::State* s) {
-  const std::size_t used = s->head_bytes + s->request.body.size();
-  return s->max_request_bytes - std::min(used, s->max_request_bytes);
+  return s->max_request_bytes - std::min(s->request.body.size(), s->max_request_bytes);
 }
 
 }  // namespace
@@ -265,7 +265,6 @@ http_parser_settings HttpSession::State::make_settings() {
     s->in_request = true;
     s->line_done = false;
     s->head_done = false;
-    s->head_bytes = 0;
     return 0;
   };
   // The size of the head is limited in feed(), by position, not here: callbacks come at
@@ -295,7 +294,6 @@ http_parser_settings HttpSession::State::make_settings() {
     push_header(s);
     s->line_done = true;
     s->head_done = true;
-    s->head_bytes = p->nread;
     if (p->http_major != 1) {
       s->reject_status = 505;
       return -1;

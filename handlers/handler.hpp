@@ -98,6 +98,12 @@ class Context {
   virtual ~Context() = default;
 
   virtual tier::AsyncClient& redis() = 0;
+  /// A Redis connection of this handler's own, for what must not wait behind the shared
+  /// link (a blocking stream read). Opened, started and owned by the host, which watches it
+  /// like its own links (logs, /readyz, tierd_redis_link_up{link=label}); it lives as long
+  /// as the context. The handler may close() it when it stops.
+  virtual tier::AsyncClient& redis_connection(const std::string& label,
+                                              std::chrono::milliseconds command_timeout) = 0;
   /// PostgreSQL connection, or nullptr when no postgres is configured.
   virtual tier::PgConn* postgres() = 0;
   /// Runs `cb` after `delay`, then every `repeat` when repeat > 0. The callback runs on the

@@ -1,8 +1,7 @@
 #include "handlers/write_behind/worker.hpp"
 
-#include <spdlog/spdlog.h>
+#include <spdlog/logger.h>
 #include <unistd.h>
-#include <uv.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -126,15 +125,21 @@ Result<std::vector<Entry>> parse_read(Reply&& r, bool redelivered) {
 
 }  // namespace
 
+namespace {
+
+PgConn& postgres_of(tierd::Context& ctx) {
+  if (ctx.postgres() == nullptr) {
+    throw InvalidArgument("write-behind needs a PostgreSQL connection (postgres.conninfo)");
+  }
+  return *ctx.postgres();
+}
+
+}  // namespace
+
 struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker::Impl> {
   enum class Mode { pending, claim, live };
 
   struct Table;
-  struct TimerAction {
-    std::weak_ptr<Impl> self;
-    Table* table = nullptr;
-    void (*fn)(Impl*, Table*) = nullptr;
-  };
 
   struct Table {
     WriteBehindTable cfg;
@@ -149,13 +154,11 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     std::vector<std::string> quoted_keys;
     Clock::time_point next_prune{};
     std::set<std::string> json_columns;
-    std::unique_ptr<AsyncClient> reader;
+    AsyncClient* reader = nullptr;  // the host's connection, for this table's blocking reads
     std::vector<Entry> buffer;
     Clock::time_point buffer_since;
-    uv_timer_t* delay_timer = nullptr;
-    uv_timer_t* retry_timer = nullptr;
-    TimerAction delay_action;
-    TimerAction retry_action;
+    tierd::TimerHandle delay_timer;
+    tierd::TimerHandle retry_timer;
     bool started = false;
     bool starting = false;
     bool failed = false;
@@ -186,7 +189,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     metrics::Gauge* m_oldest = nullptr;
   };
 
-  uv_loop_t* loop;
+  tierd::Context& ctx;
   AsyncClient& commands;
   PgConn& pg;
   WriteBehindWorkerOptions opts;
@@ -197,12 +200,12 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
   bool closed = false;
   bool stopping = false;
   std::function<void()> stop_cb;
-  uv_timer_t* stop_timer = nullptr;
-  uv_timer_t* status_timer = nullptr;
+  tierd::TimerHandle stop_timer;
+  tierd::TimerHandle status_timer;
   detail::RowScratch scratch;  // reused by every decode_row()
 
-  Impl(uv_loop_t* l, AsyncClient& c, PgConn& p, WriteBehindWorkerOptions o, metrics::Registry* r)
-      : loop(l), commands(c), pg(p), opts(std::move(o)), registry(r) {
+  Impl(tierd::Context& c, PgConn& p, WriteBehindWorkerOptions o)
+      : ctx(c), commands(c.redis()), pg(p), opts(std::move(o)), registry(&c.metrics()) {
     if (opts.consumer.empty()) {
       opts.consumer = default_consumer_name();
     }
@@ -310,43 +313,15 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
 
   // ---- timers -----------------------------------------------------------------------
 
-  uv_timer_t* new_timer() {
-    auto* tm = new uv_timer_t;
-    uv_timer_init(loop, tm);
-    tm->data = nullptr;
-    return tm;
-  }
-  static void close_timer(uv_timer_t*& tm) {
-    if (tm != nullptr) {
-      uv_timer_stop(tm);
-      tm->data = nullptr;
-      uv_close(reinterpret_cast<uv_handle_t*>(tm),
-               [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-      tm = nullptr;
-    }
-  }
-
   // Runs fn on the table after `delay`, unless the worker is gone. One pending action per
-  // timer: a later call replaces an earlier one.
-  void after(Table* t, uv_timer_t* tm, ms delay, void (*fn)(Impl*, Table*)) {
-    TimerAction& a = tm == t->delay_timer ? t->delay_action : t->retry_action;
-    a.self = weak_from_this();
-    a.table = t;
-    a.fn = fn;
-    tm->data = &a;
-    uv_timer_start(
-        tm,
-        [](uv_timer_t* h) {
-          auto* a = static_cast<TimerAction*>(h->data);
-          if (a == nullptr) {
-            return;
-          }
-          auto self = a->self.lock();
-          if (self && !self->closed && a->fn != nullptr) {
-            a->fn(self.get(), a->table);
-          }
-        },
-        static_cast<std::uint64_t>(std::max<long long>(delay.count(), 0)), 0);
+  // timer: a later call replaces (and so cancels) an earlier one. Timers are the host's.
+  void after(Table* t, tierd::TimerHandle& tm, ms delay, void (*fn)(Impl*, Table*)) {
+    tm = ctx.start_timer(std::max(delay, ms(0)), ms(0), [self = weak_from_this(), t, fn] {
+      auto s = self.lock();
+      if (s && !s->closed) {
+        fn(s.get(), t);
+      }
+    });
   }
 
   ms backoff(Table* t, int attempt) {
@@ -358,36 +333,24 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
   void start(std::function<void(Status)> ready) {
     ready_cb = std::move(ready);
     for (auto& t : tables) {
-      t->delay_timer = new_timer();
-      t->retry_timer = new_timer();
-      AsyncOptions ro = opts.redis;
-      ro.label = "writebehind-reader:" + t->cfg.name;
-      ro.command_timeout = opts.block + ms(5000);
-      t->reader = std::make_unique<AsyncClient>(loop, ro);
-      t->reader->start();
+      // A connection of its own: a blocking read must not hold up the short commands.
+      t->reader = &ctx.redis_connection("writebehind-reader:" + t->cfg.name, opts.block + ms(5000));
       start_table(t.get());
     }
     if (opts.status_interval.count() > 0) {
-      status_timer = new uv_timer_t;
-      uv_timer_init(loop, status_timer);
-      status_timer->data = this;
-      uv_timer_start(
-          status_timer,
-          [](uv_timer_t* h) {
-            auto* self = static_cast<Impl*>(h->data);
-            if (self != nullptr && !self->closed) {
-              self->refresh_status();
-            }
-          },
-          0, static_cast<std::uint64_t>(opts.status_interval.count()));
-      uv_unref(reinterpret_cast<uv_handle_t*>(status_timer));
+      status_timer = ctx.start_timer(ms(0), opts.status_interval, [self = weak_from_this()] {
+        auto s = self.lock();
+        if (s && !s->closed) {
+          s->refresh_status();
+        }
+      });
     }
   }
 
   void report_ready(Table* t, std::optional<Error> error) {
     if (error) {
       t->failed = true;
-      spdlog::error("{}", error->message);
+      ctx.log().error("{}", error->message);
       if (ready_cb) {
         auto cb = std::move(ready_cb);
         ready_cb = nullptr;
@@ -409,22 +372,23 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     t->starting = true;
     auto w = weak_from_this();
     // Group from 0: entries added before the first start are persisted too.
-    commands.run(
-        raw({"XGROUP", "CREATE", t->stream, opts.group, "0", "MKSTREAM"}), [w, t](Result<Reply> r) {
-          auto self = w.lock();
-          if (!self || self->closed) {
-            return;
-          }
-          if (!r.ok() || (r->is_error() && !r->str.starts_with("BUSYGROUP"))) {
-            t->starting = false;
-            std::string why = r.ok() ? r->str : r.error().message;
-            spdlog::warn("write-behind {}: cannot create the group yet: {}", t->cfg.name, why);
-            self->after(t, t->retry_timer, self->backoff(t, t->start_attempt++),
-                        [](Impl* s, Table* tb) { s->start_table(tb); });
-            return;
-          }
-          self->check_columns(t);
-        });
+    commands.run(raw({"XGROUP", "CREATE", t->stream, opts.group, "0", "MKSTREAM"}),
+                 [w, t](Result<Reply> r) {
+                   auto self = w.lock();
+                   if (!self || self->closed) {
+                     return;
+                   }
+                   if (!r.ok() || (r->is_error() && !r->str.starts_with("BUSYGROUP"))) {
+                     t->starting = false;
+                     std::string why = r.ok() ? r->str : r.error().message;
+                     self->ctx.log().warn("write-behind {}: cannot create the group yet: {}",
+                                          t->cfg.name, why);
+                     self->after(t, t->retry_timer, self->backoff(t, t->start_attempt++),
+                                 [](Impl* s, Table* tb) { s->start_table(tb); });
+                     return;
+                   }
+                   self->check_columns(t);
+                 });
   }
 
   void check_columns(Table* t) {
@@ -439,8 +403,8 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
           }
           if (!r.ok()) {
             t->starting = false;
-            spdlog::warn("write-behind {}: cannot check the table yet: {}", t->cfg.name,
-                         r.error().message);
+            self->ctx.log().warn("write-behind {}: cannot check the table yet: {}", t->cfg.name,
+                                 r.error().message);
             self->after(t, t->retry_timer, self->backoff(t, t->start_attempt++),
                         [](Impl* s, Table* tb) { s->start_table(tb); });
             return;
@@ -576,8 +540,8 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     t->pending_cursor = "0";
     t->stats.running = true;
     if (first) {
-      spdlog::info("write-behind {}: consuming {} as {} into {}", t->cfg.name, t->stream,
-                   opts.consumer, t->target);
+      ctx.log().info("write-behind {}: consuming {} as {} into {}", t->cfg.name, t->stream,
+                     opts.consumer, t->target);
       report_ready(t, std::nullopt);
     }
     pump_read(t);
@@ -657,7 +621,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       if (r.ok() && r->str.starts_with("NOGROUP")) {
         // The stream or group went away (Redis restarted without persistence, or the key
         // was deleted): create it again.
-        spdlog::warn("write-behind {}: {}; creating the group again", t->cfg.name, why);
+        ctx.log().warn("write-behind {}: {}; creating the group again", t->cfg.name, why);
         t->started = false;
         t->stats.running = false;
         start_table(t);
@@ -725,7 +689,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       return;
     }
     t->flush_requested = false;
-    uv_timer_stop(t->delay_timer);
+    t->delay_timer.reset();
     auto batch = std::make_unique<Batch>();
     std::size_t n = std::min(t->buffer.size(), t->cfg.max_rows);
     batch->entries.assign(std::make_move_iterator(t->buffer.begin()),
@@ -1085,7 +1049,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
         t->m_latency->observe(took / 1000.0);
       }
       if (t->stats.retrying) {
-        spdlog::info("write-behind {}: writing again", t->cfg.name);
+        ctx.log().info("write-behind {}: writing again", t->cfg.name);
       }
       t->stats.retrying = false;
       t->logged_retry = false;
@@ -1123,8 +1087,8 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     t->stats.retrying = true;
     if (!t->logged_retry) {
       t->logged_retry = true;
-      spdlog::warn("write-behind {}: batch failed, retrying with backoff: {}", t->cfg.name,
-                   e.message);
+      ctx.log().warn("write-behind {}: batch failed, retrying with backoff: {}", t->cfg.name,
+                     e.message);
     }
     after(t, t->retry_timer, backoff(t, t->retry_attempt++),
           [](Impl* s, Table* tb) { s->run_chunk(tb); });
@@ -1153,8 +1117,8 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       }
       cmds.push_back(Command::eval(script("write_behind_dead"), {t->stream, t->dead_stream}, argv));
       ids.push_back(e.id);
-      spdlog::warn("write-behind {}: entry {} moved to {}: {}", t->cfg.name, e.id, t->dead_stream,
-                   excerpt(error, 200));
+      ctx.log().warn("write-behind {}: entry {} moved to {}: {}", t->cfg.name, e.id, t->dead_stream,
+                     excerpt(error, 200));
     }
     t->stats.dead_letters += b.dead.size();
     b.had_dead = true;
@@ -1267,20 +1231,12 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
   void stop(ms deadline, std::function<void()> done) {
     stopping = true;
     stop_cb = std::move(done);
-    stop_timer = new uv_timer_t;
-    uv_timer_init(loop, stop_timer);
-    stop_timer->data = this;
-    uv_timer_start(
-        stop_timer,
-        [](uv_timer_t* h) {
-          auto* self = static_cast<Impl*>(h->data);
-          if (self != nullptr) {
-            auto keep = self->shared_from_this();
-            spdlog::warn("write-behind: stop deadline passed; unwritten entries stay pending");
-            self->finish_stop();
-          }
-        },
-        static_cast<std::uint64_t>(std::max<long long>(deadline.count(), 1)), 0);
+    stop_timer = ctx.start_timer(std::max(deadline, ms(1)), ms(0), [self = weak_from_this()] {
+      if (auto s = self.lock()) {
+        s->ctx.log().warn("write-behind: stop deadline passed; unwritten entries stay pending");
+        s->finish_stop();
+      }
+    });
     for (auto& t : tables) {
       maybe_flush(t.get(), true);
     }
@@ -1301,12 +1257,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
   }
 
   void finish_stop() {
-    if (stop_timer != nullptr) {
-      stop_timer->data = nullptr;
-      uv_close(reinterpret_cast<uv_handle_t*>(stop_timer),
-               [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-      stop_timer = nullptr;
-    }
+    stop_timer.reset();
     for (auto& t : tables) {
       t->stats.running = false;
     }
@@ -1346,26 +1297,19 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
   void shutdown() {
     closed = true;
     for (auto& t : tables) {
-      if (t->reader) {
-        t->reader->close();
+      if (t->reader != nullptr) {
+        t->reader->close();  // ends a blocking read now; the host owns the connection
       }
-      close_timer(t->delay_timer);
-      close_timer(t->retry_timer);
+      t->delay_timer.reset();
+      t->retry_timer.reset();
     }
-    if (status_timer != nullptr) {
-      status_timer->data = nullptr;
-      close_timer(status_timer);
-    }
-    if (stop_timer != nullptr) {
-      stop_timer->data = nullptr;
-      close_timer(stop_timer);
-    }
+    status_timer.reset();
+    stop_timer.reset();
   }
 };
 
-WriteBehindWorker::WriteBehindWorker(uv_loop_t* loop, AsyncClient& commands, PgConn& pg,
-                                     WriteBehindWorkerOptions options, metrics::Registry* registry)
-    : impl_(std::make_shared<Impl>(loop, commands, pg, std::move(options), registry)) {}
+WriteBehindWorker::WriteBehindWorker(tierd::Context& ctx, WriteBehindWorkerOptions options)
+    : impl_(std::make_shared<Impl>(ctx, postgres_of(ctx), std::move(options))) {}
 
 WriteBehindWorker::~WriteBehindWorker() {
   impl_->shutdown();

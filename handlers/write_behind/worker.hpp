@@ -6,7 +6,7 @@
 // that records a tombstone in tierd_tombstones in the same transaction), and only after
 // COMMIT acknowledges and deletes the entries. Transient errors retry the batch with backoff
 // while reading stops; rows PostgreSQL rejects for good are isolated by bisection and moved
-// with the error to writebehind:{table}:dead. Runs on the caller's loop; never blocks.
+// with the error to writebehind:{table}:dead. Runs on the host's loop; never blocks.
 
 #include <chrono>
 #include <cstdint>
@@ -16,11 +16,10 @@
 #include <string_view>
 #include <vector>
 
+#include "handlers/handler.hpp"
 #include "tier/pg/conn.hpp"
 #include "tier/result.hpp"
 #include "tier/uv/async_client.hpp"
-
-typedef struct uv_loop_s uv_loop_t;
 
 namespace tier {
 
@@ -61,8 +60,6 @@ struct WriteBehindWorkerOptions {
   std::string consumer;
   /// Where an alert for each dead letter is published ("" = none).
   std::string alert_channel = "notifications:alerts";
-  /// Redis for the dedicated blocking readers (one connection per table).
-  AsyncOptions redis;
   /// BLOCK of a read for new entries.
   std::chrono::milliseconds block{1000};
   /// Deadline of one batch transaction in PostgreSQL.
@@ -99,11 +96,13 @@ std::string default_consumer_name();
 
 class WriteBehindWorker {
  public:
-  /// `commands` runs the short commands (ACK, claims, dead letters); each table gets its
-  /// own reader connection for blocking reads. Both `commands` and `pg` must outlive the
-  /// worker. Throws InvalidArgument for a table config that is wrong on its face.
-  WriteBehindWorker(uv_loop_t* loop, AsyncClient& commands, PgConn& pg,
-                    WriteBehindWorkerOptions options, metrics::Registry* registry = nullptr);
+  /// Everything comes from the host through `ctx`: its Redis link runs the short commands
+  /// (ACK, claims, dead letters), each table reads on a connection of its own
+  /// (ctx.redis_connection), batches go through ctx.postgres(); timers, metrics and the
+  /// logger are the host's too, so every link and timer shows in readiness and metrics.
+  /// `ctx` must outlive the worker. Throws InvalidArgument for a table config that is wrong
+  /// on its face, or without PostgreSQL.
+  WriteBehindWorker(tierd::Context& ctx, WriteBehindWorkerOptions options);
   ~WriteBehindWorker();
   WriteBehindWorker(const WriteBehindWorker&) = delete;
   WriteBehindWorker& operator=(const WriteBehindWorker&) = delete;

@@ -140,13 +140,10 @@ class WriteBehindHandler final : public Handler {
     int n = ++instances;
     o.consumer = n == 1 ? ctx.instance_id() : ctx.instance_id() + ":" + std::to_string(n);
     o.alert_channel = s.alert_channel.empty() ? "" : ctx.key_prefix() + s.alert_channel;
-    o.redis = ctx.redis().options();
-    o.redis.client_name = "tierd:writebehind";
     o.block = s.block;
     o.batch_timeout = s.batch_timeout;
     o.tombstone_retention = s.tombstone_retention;
-    worker_ = std::make_unique<tier::WriteBehindWorker>(ctx.redis().loop(), ctx.redis(),
-                                                        *ctx.postgres(), o, &ctx.metrics());
+    worker_ = std::make_unique<tier::WriteBehindWorker>(ctx, o);
   }
 
   void start() override {

@@ -243,12 +243,13 @@ TEST_CASE("Worker: configuration errors are start-up errors naming the column", 
   tier::PgOptions po;
   po.conninfo = env.pg.conninfo();
   tier::PgConn pg(loop.get(), po);
+  wbtest::TestHost host(loop, c, pg);
   tier::WriteBehindWorkerOptions wo;
   wo.tables = {wbtest::items_table("bad;name")};
-  CHECK_THROWS_AS(tier::WriteBehindWorker(loop.get(), c, pg, wo), tier::InvalidArgument);
+  CHECK_THROWS_AS(tier::WriteBehindWorker(*host.ctx, wo), tier::InvalidArgument);
   wo.tables = {wbtest::items_table(env.table)};
   wo.tables[0].key_columns.clear();
-  CHECK_THROWS_AS(tier::WriteBehindWorker(loop.get(), c, pg, wo), tier::InvalidArgument);
+  CHECK_THROWS_AS(tier::WriteBehindWorker(*host.ctx, wo), tier::InvalidArgument);
 }
 
 TEST_CASE("Worker: entries delivered more than max_deliveries times are dead letters",

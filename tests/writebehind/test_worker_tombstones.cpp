@@ -259,11 +259,12 @@ TEST_CASE("Tombstones: the default retention keeps them; bad tombstone options a
   tier::PgOptions po;
   po.conninfo = env.pg.conninfo();
   tier::PgConn pg(loop.get(), po);
-  CHECK_THROWS_WITH(tier::WriteBehindWorker(loop.get(), commands, pg, bad),
+  wbtest::TestHost host(loop, commands, pg);
+  CHECK_THROWS_WITH(tier::WriteBehindWorker(*host.ctx, bad),
                     Catch::Contains("tombstone_retention >= 0"));
   bad.tombstone_retention = 1s;
   bad.tombstone_prune_limit = 0;
-  CHECK_THROWS_WITH(tier::WriteBehindWorker(loop.get(), commands, pg, bad),
+  CHECK_THROWS_WITH(tier::WriteBehindWorker(*host.ctx, bad),
                     Catch::Contains("tombstone_prune_limit > 0"));
 }
 

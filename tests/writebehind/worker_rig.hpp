@@ -9,6 +9,10 @@
 #include <string>
 #include <vector>
 
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "daemon/host_context.hpp"
 #include "handlers/write_behind/worker.hpp"
 #include "support/helpers.hpp"
 #include "support/servers.hpp"
@@ -20,6 +24,32 @@
 namespace wbtest {
 
 using namespace std::chrono_literals;
+
+/// The worker's logger in tests: warnings and errors only, to stderr.
+inline std::shared_ptr<spdlog::logger> quiet_logger() {
+  auto log =
+      std::make_shared<spdlog::logger>("wb", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  log->set_level(spdlog::level::warn);
+  return log;
+}
+
+/// A host context for a worker built by a test itself (not through a Rig).
+struct TestHost {
+  explicit TestHost(tiertest::TestLoop& loop, tier::AsyncClient& redis, tier::PgConn& pg)
+      : log(quiet_logger()) {
+    env.loop = loop.get();
+    env.redis = &redis;
+    env.postgres = &pg;
+    env.metrics = &metrics;
+    env.log = log.get();
+    env.instance_id = "test:1";
+    ctx = std::make_unique<tierd::HostContext>(env, "write_behind", "");
+  }
+  tier::metrics::Registry metrics;
+  std::shared_ptr<spdlog::logger> log;
+  tierd::HostEnv env;
+  std::unique_ptr<tierd::HostContext> ctx;
+};
 
 /// The table most tests use: (id text primary key, name text not null, n int, doc jsonb,
 /// version bigint).
@@ -70,18 +100,24 @@ class Rig {
     wo.prefix = prefix;
     wo.consumer = consumer;
     wo.alert_channel = prefix + "alerts";
-    wo.redis = ao;
     wo.block = 200ms;
     wo.batch_timeout = 5000ms;
     wo.status_interval = 50ms;
     if (tweak) {
       tweak(wo);
     }
-    worker_ =
-        std::make_unique<tier::WriteBehindWorker>(loop_->get(), *commands_, *pg_, wo, &registry_);
+    env_.loop = loop_->get();
+    env_.redis = commands_.get();
+    env_.postgres = pg_.get();
+    env_.metrics = &registry_;
+    env_.log = log_.get();
+    env_.instance_id = "test:1";
+    ctx_ = std::make_unique<tierd::HostContext>(env_, "write_behind", prefix);
+    worker_ = std::make_unique<tier::WriteBehindWorker>(*ctx_, wo);
   }
   ~Rig() {
     worker_.reset();
+    ctx_.reset();
     pg_.reset();
     commands_.reset();
   }
@@ -111,6 +147,9 @@ class Rig {
   tier::metrics::Registry registry_;
   std::unique_ptr<tier::AsyncClient> commands_;
   std::unique_ptr<tier::PgConn> pg_;
+  std::shared_ptr<spdlog::logger> log_ = quiet_logger();
+  tierd::HostEnv env_;
+  std::unique_ptr<tierd::HostContext> ctx_;
   std::unique_ptr<tier::WriteBehindWorker> worker_;
 };
 
