@@ -1,4 +1,5 @@
 #include "daemon/dispatcher.hpp"
+#include "tier/backoff.hpp"
 
 #include <spdlog/logger.h>
 
@@ -292,9 +293,10 @@ struct Dispatcher::Slot : std::enable_shared_from_this<Slot> {
   }
 
   void schedule_retry(const Item& item) {
-    // Backoff doubles per attempt, capped at a minute.
-    auto delay = cfg.retry_backoff * (1LL << std::min<std::uint32_t>(item.attempt - 1, 16));
-    delay = std::min<std::chrono::milliseconds>(delay, std::chrono::minutes(1));
+    // Doubling per attempt up to a minute, with jitter (the one backoff of libtier), so
+    // that events failed together by one outage do not all come back at once.
+    const auto delay = tier::backoff_delay(cfg.retry_backoff, std::chrono::minutes(1),
+                                           static_cast<int>(item.attempt) - 1);
     const std::uint64_t id = next_retry++;
     Item next{item.event, item.attempt + 1, item.claimed};
     std::weak_ptr<Slot> weak = weak_from_this();

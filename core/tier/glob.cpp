@@ -36,7 +36,9 @@ std::vector<Token> compile(std::string_view p) {
         if (p[j] == '\\' && j + 1 < p.size()) {
           ++j;
           set.set(static_cast<unsigned char>(p[j]));
-        } else if (j + 2 < p.size() && p[j + 1] == '-' && p[j + 2] != ']') {
+        } else if (j + 2 < p.size() && p[j + 1] == '-') {
+          // As Redis reads it, even when the range ends in ']': "[a-]" is the range ']'..'a'
+          // (swapped), not 'a' or '-' (checked against redis-server in the test suite).
           unsigned char lo = static_cast<unsigned char>(p[j]);
           unsigned char hi = static_cast<unsigned char>(p[j + 2]);
           if (lo > hi) {

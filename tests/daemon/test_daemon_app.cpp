@@ -164,6 +164,7 @@ struct Probe {
   std::vector<tierd::Done> held;
   int calls = 0;
   int stops = 0;
+  std::vector<std::chrono::steady_clock::time_point> call_times;
   void release() {
     auto h = std::move(held);
     held.clear();
@@ -178,6 +179,7 @@ class ProbeHandler final : public tierd::Handler {
   explicit ProbeHandler(Probe& p) : p_(p) {}
   void handle(std::shared_ptr<const tierd::Event>, tierd::Done done) override {
     const std::size_t i = static_cast<std::size_t>(p_.calls++);
+    p_.call_times.push_back(std::chrono::steady_clock::now());
     if (p_.hold) {
       p_.held.push_back(std::move(done));
       return;
@@ -245,6 +247,26 @@ TEST_CASE("the core retries with backoff up to max_attempts, then gives up") {
   REQUIRE(rig.loop.run_until([&] { return rig.events("fail") == 1; }, 2s));
   CHECK(probe.calls == 6);  // three attempts, no more
   CHECK(rig.events("retry") == 4);
+}
+
+TEST_CASE("the core waits its backoff before each retry, doubling per attempt") {
+  using K = tierd::HandlerResult::Kind;
+  Probe probe;
+  probe.script = {K::retry, K::retry, K::ok};
+  CoreRig rig(probe, 1, 2, /*attempts=*/3);
+  rig.config.handlers[0].retry_backoff = 40ms;
+  rig.handlers[0].config.retry_backoff = 40ms;
+  rig.dispatcher->install(rig.config, rig.handlers);
+  rig.dispatcher->on_message("events:*", "events:a", R"({"needed":1})");
+  REQUIRE(rig.loop.run_until([&] { return rig.events("ok") == 1; }, 5s));
+  REQUIRE(probe.call_times.size() == 3);
+  auto gap = [&](std::size_t i) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(probe.call_times[i] -
+                                                                 probe.call_times[i - 1]);
+  };
+  // Jitter keeps each delay within [d/2, d]: at least 20 ms, then at least 40 ms.
+  CHECK(gap(1) >= 20ms);
+  CHECK(gap(2) >= 40ms);
 }
 
 TEST_CASE("the core bounds concurrency and queue, counts overflow and missing fields") {
