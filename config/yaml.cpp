@@ -1,5 +1,7 @@
 #include "config/yaml.hpp"
 
+#include "tier/numbers.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <limits>
@@ -150,16 +152,11 @@ std::int64_t Map::integer(const std::string& key, std::int64_t fallback, std::in
          std::string("expected an integer, got ") + (v.IsScalar() ? "a string" : kind_name(v)));
   }
   const std::string& s = v.Scalar();
-  std::size_t used = 0;
-  long long out = 0;
-  try {
-    out = std::stoll(s, &used, 10);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != s.size()) {
+  const auto parsed = tier::parse_integer<long long>(s);
+  if (!parsed) {
     fail(v, p, "expected an integer, got '" + s + "'");
   }
+  const long long out = *parsed;
   if (out < min || out > max) {
     fail(v, p,
          "must be between " + std::to_string(min) + " and " + std::to_string(max) + ", got " + s);

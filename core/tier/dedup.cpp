@@ -117,17 +117,6 @@ class Sha256Sink {
     return to_hex(md, len);
   }
 
-  static std::string to_hex(const unsigned char* md, unsigned int len) {
-    static const char* digits = "0123456789abcdef";
-    std::string out;
-    out.reserve(2 * len);
-    for (unsigned int i = 0; i < len; ++i) {
-      out.push_back(digits[md[i] >> 4]);
-      out.push_back(digits[md[i] & 15]);
-    }
-    return out;
-  }
-
  private:
   void flush() {
     if (used_ > 0) {
@@ -161,7 +150,7 @@ std::string sha256_hex(std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  return Sha256Sink::to_hex(md, len);
+  return to_hex(md, len);
 }
 
 TierKey Dedup::analysis_key(std::string_view project_id, std::string_view hash) const {

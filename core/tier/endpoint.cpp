@@ -9,21 +9,17 @@
 
 #include "tier/errors.hpp"
 #include "tier/keys.hpp"
+#include "tier/numbers.hpp"
 
 namespace tier {
 namespace {
 
 int parse_int(std::string_view s, const std::string& url, const char* what, int lo, int hi) {
-  if (s.empty() || s.size() > 9) {
+  const auto parsed = s.starts_with('-') ? std::nullopt : parse_integer<int>(s);
+  if (!parsed) {
     throw InvalidArgument("redis url '" + url + "': bad " + what);
   }
-  int v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') {
-      throw InvalidArgument("redis url '" + url + "': bad " + what);
-    }
-    v = v * 10 + (c - '0');
-  }
+  const int v = *parsed;
   if (v < lo || v > hi) {
     throw InvalidArgument("redis url '" + url + "': " + what + " out of range");
   }

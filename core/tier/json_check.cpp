@@ -598,4 +598,17 @@ std::string unescape(std::string_view raw) {
   return out;
 }
 
+bool valid_utf8(std::string_view s) {
+  auto p = reinterpret_cast<Ptr>(s.data());
+  const auto end = p + s.size();
+  while (p < end) {
+    if (*p < 0x80) {
+      ++p;
+    } else if (!utf8_seq(p, end)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace tier::json

@@ -24,6 +24,10 @@ enum class Problem {
   too_deep,      ///< objects/arrays nested deeper than the limit
 };
 
+/// True when `s` is strictly valid UTF-8 (no overlong forms, no surrogates, nothing past
+/// U+10FFFF, RFC 3629): the check this validator applies to every string.
+bool valid_utf8(std::string_view s);
+
 /// The metric label of a problem: "not_json", "not_object", "invalid_utf8", "too_deep"
 /// ("" for none).
 const char* reason(Problem p);

@@ -1,44 +1,34 @@
 #include "tier/keys.hpp"
 
+#include <unistd.h>
+
 #include <cstdio>
+
+#include "tier/json_check.hpp"
 
 namespace tier {
 
 bool valid_utf8(std::string_view s) {
-  std::size_t i = 0;
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  while (i < s.size()) {
-    unsigned char c = p[i];
-    std::size_t n;
-    unsigned min;
-    unsigned cp;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if ((c & 0xE0) == 0xC0) {
-      n = 1, min = 0x80, cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      n = 2, min = 0x800, cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      n = 3, min = 0x10000, cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + n >= s.size()) {
-      return false;
-    }
-    for (std::size_t k = 1; k <= n; ++k) {
-      if ((p[i + k] & 0xC0) != 0x80) {
-        return false;
-      }
-      cp = (cp << 6) | (p[i + k] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-      return false;
-    }
-    i += n + 1;
+  return json::valid_utf8(s);
+}
+
+std::string to_hex(const unsigned char* bytes, std::size_t n) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * n);
+  for (std::size_t i = 0; i < n; ++i) {
+    out.push_back(kDigits[bytes[i] >> 4]);
+    out.push_back(kDigits[bytes[i] & 15]);
   }
-  return true;
+  return out;
+}
+
+std::string host_pid() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof(host) - 1) != 0) {
+    std::snprintf(host, sizeof(host), "localhost");
+  }
+  return std::string(host) + ":" + std::to_string(::getpid());
 }
 
 std::optional<Error> check_id(std::string_view id, std::string_view what) {

@@ -27,6 +27,11 @@ struct Error {
   std::string code;
 
   std::string describe() const { return std::string(to_string(kind)) + ": " + message; }
+  /// The link failed, not the request: the same request may succeed later (io, timeout,
+  /// closed). The one classification every retry decision starts from.
+  bool transient() const noexcept {
+    return kind == ErrorKind::io || kind == ErrorKind::timeout || kind == ErrorKind::closed;
+  }
 };
 
 template <class T>

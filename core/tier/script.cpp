@@ -1,5 +1,7 @@
 #include "tier/script.hpp"
 
+#include "tier/keys.hpp"
+
 #include <openssl/sha.h>
 
 #include <stdexcept>
@@ -14,14 +16,7 @@ namespace {
 std::string sha1_hex(std::string_view s) {
   unsigned char md[SHA_DIGEST_LENGTH];
   SHA1(reinterpret_cast<const unsigned char*>(s.data()), s.size(), md);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * SHA_DIGEST_LENGTH);
-  for (unsigned char c : md) {
-    out.push_back(hex[c >> 4]);
-    out.push_back(hex[c & 15]);
-  }
-  return out;
+  return to_hex(md, SHA_DIGEST_LENGTH);
 }
 
 }  // namespace

@@ -149,10 +149,7 @@ void Invalidate::handle(std::shared_ptr<const Event> event, Done done) {
 
   auto part_done = [st, tally](std::optional<tier::Error> err) {
     if (err) {
-      const bool transient = err->kind == tier::ErrorKind::io ||
-                             err->kind == tier::ErrorKind::timeout ||
-                             err->kind == tier::ErrorKind::closed;
-      tally->transient_error = tally->transient_error || transient;
+      tally->transient_error = tally->transient_error || err->transient();
       if (tally->error.empty()) {
         tally->error = err->describe();
       }

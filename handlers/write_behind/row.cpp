@@ -1,5 +1,7 @@
 #include "handlers/write_behind/row.hpp"
 
+#include "tier/numbers.hpp"
+
 #include <algorithm>
 #include <set>
 
@@ -12,23 +14,7 @@ namespace tier::detail {
 namespace {
 
 std::optional<long long> parse_int(const std::string& s) {
-  if (s.empty() || s.size() > 20) {
-    return std::nullopt;
-  }
-  std::size_t i = (s[0] == '-') ? 1 : 0;
-  if (i == s.size()) {
-    return std::nullopt;
-  }
-  for (std::size_t j = i; j < s.size(); ++j) {
-    if (s[j] < '0' || s[j] > '9') {
-      return std::nullopt;
-    }
-  }
-  try {
-    return std::stoll(s);
-  } catch (...) {
-    return std::nullopt;
-  }
+  return tier::parse_integer<long long>(s);
 }
 
 void skip_ws(std::string_view s, std::size_t& i) {

@@ -27,11 +27,7 @@
 namespace tier {
 
 std::string default_consumer_name() {
-  char host[256] = {0};
-  if (::gethostname(host, sizeof(host) - 1) != 0) {
-    std::snprintf(host, sizeof(host), "localhost");
-  }
-  return std::string(host) + ":" + std::to_string(::getpid());
+  return host_pid();
 }
 
 namespace {

@@ -27,16 +27,8 @@ namespace {
 /// Pipelines `count` requests, reads a little, then closes with a RST (SO_LINGER 0) while
 /// the daemon still has answers to write.
 void pipeline_and_reset(int port, int count) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  const int fd = tiertest::connect_loopback(port);
   REQUIRE(fd >= 0);
-  timeval tv{2, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
   std::string batch;
   for (int i = 0; i < count; ++i) {
     batch += "GET /metrics HTTP/1.1\r\n\r\n";

@@ -22,12 +22,11 @@ struct HttpReply {
   std::string body;
 };
 
-/// Blocking GET on the test side (the daemon under test is a separate process).
-inline HttpReply http_get(int port, const std::string& path) {
-  HttpReply out;
+/// A blocking TCP connection to 127.0.0.1:port with 2 s send/receive timeouts, or -1.
+inline int connect_loopback(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) {
-    return out;
+    return -1;
   }
   timeval tv{2, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -38,6 +37,16 @@ inline HttpReply http_get(int port, const std::string& path) {
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/// Blocking GET on the test side (the daemon under test is a separate process).
+inline HttpReply http_get(int port, const std::string& path) {
+  HttpReply out;
+  const int fd = connect_loopback(port);
+  if (fd < 0) {
     return out;
   }
   const std::string req = "GET " + path + " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";

@@ -17,7 +17,7 @@
 namespace tier {
 
 bool pg_transient(const Error& e) {
-  if (e.kind == ErrorKind::io || e.kind == ErrorKind::timeout || e.kind == ErrorKind::closed) {
+  if (e.transient()) {
     return true;
   }
   const std::string& c = e.code;
