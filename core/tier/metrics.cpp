@@ -4,7 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#include <fmt/format.h>
+#include <charconv>
 
 namespace tier::metrics {
 
@@ -52,9 +52,12 @@ std::string format_value(double v) {
     return v > 0 ? "+Inf" : "-Inf";
   }
   if (v == std::floor(v) && std::fabs(v) < 1e15) {
-    return fmt::format("{}", static_cast<long long>(v));
+    return std::to_string(static_cast<long long>(v));
   }
-  return fmt::format("{}", v);
+  // The shortest text that reads back as the same double (what fmt's "{}" gave).
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
 }
 
 std::string label_text(const Labels& labels, const char* extra_name = nullptr,
@@ -103,8 +106,8 @@ std::string escape_help(std::string_view h) {
 
 template <class F>
 void header(std::string& out, const F& family, const char* type) {
-  out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", family.name(), escape_help(family.help()),
-                     family.name(), type);
+  out += "# HELP " + family.name() + " " + escape_help(family.help()) + "\n# TYPE " +
+         family.name() + " " + type + "\n";
 }
 
 }  // namespace

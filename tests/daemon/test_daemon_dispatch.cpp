@@ -204,3 +204,24 @@ TEST_CASE("count meters events by handler and pattern through the real subscribe
       text.find("tierd_events_counted_total{handler=\"tap\",channel_pattern=\"events:*\"} 50\n") !=
       std::string::npos);
 }
+
+TEST_CASE("message checks refuse what must not be parsed") {
+  using tierd::check_message;
+  CHECK_FALSE(check_message(R"({"a":1})", 100));
+  CHECK(check_message(std::string(101, ' '), 100) == std::optional<std::string>("too_large"));
+  CHECK(check_message("{\"a\":\"\xff\"}", 100) == std::optional<std::string>("invalid_utf8"));
+  CHECK(check_message(std::string(65, '[') + std::string(65, ']'), 1000) ==
+        std::optional<std::string>("too_deep"));
+  // 64 deep is allowed; that one is refused only for not being an object.
+  CHECK(check_message(std::string(64, '[') + std::string(64, ']'), 1000) ==
+        std::optional<std::string>("not_object"));
+  CHECK_FALSE(check_message("{\"a\":" + std::string(63, '[') + std::string(63, ']') + "}", 1000));
+  // Brackets inside strings do not count as nesting.
+  CHECK_FALSE(check_message("{\"a\":\"" + std::string(200, '[') + "\"}", 1000));
+  // The whole message is checked in one pass: grammar, escapes, numbers, trailing bytes.
+  CHECK(check_message("{\"a\":1,}", 100) == std::optional<std::string>("not_json"));
+  CHECK(check_message("{\"a\":\"\\uD800\"}", 100) == std::optional<std::string>("not_json"));
+  CHECK(check_message("{\"a\":1e400}", 100) == std::optional<std::string>("not_json"));
+  CHECK(check_message("{} {}", 100) == std::optional<std::string>("not_json"));
+  CHECK(check_message("\"s\"", 100) == std::optional<std::string>("not_object"));
+}

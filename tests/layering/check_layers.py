@@ -21,7 +21,7 @@ LAYERS = {
     "core/tier/pg/": {"project": ("tier/", "tier/uv/", "tier/pg/"), "forbid_project": ("tier/sync/",),
                       "forbid_system": ("hiredis/", "spdlog/", "yaml-cpp/", "curl/")},
     "core/tier/": {"project": ("tier/",), "forbid_project": ("tier/sync/", "tier/uv/", "tier/pg/"),
-                   "forbid_system": ("uv.h", "hiredis/", "libpq-fe.h", "spdlog/", "curl/", "yaml-cpp/")},
+                   "forbid_system": ("uv.h", "hiredis/", "libpq-fe.h", "spdlog/", "fmt/", "curl/", "yaml-cpp/")},
     # config may use libpq's conninfo parser alone (tier::pg_conninfo: no I/O, no loop), so
     # that a bad conninfo is refused with its YAML path before anything connects.
     "config/": {"project": ("tier/", "config/"), "forbid_project": ("tier/sync/", "tier/uv/", "tier/pg/"),

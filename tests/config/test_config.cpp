@@ -1,5 +1,5 @@
-// Config reader, handler factories, glob routing, message checks and the metrics text
-// format: no servers needed, plus `tierd --check-config` run as users run it.
+// The config reader and the handler factories (handlers::resolve): no servers needed, plus
+// `tierd --check-config` run as users run it.
 #include <sys/wait.h>
 
 #include <catch2/catch.hpp>
@@ -9,11 +9,8 @@
 #include <map>
 
 #include "config/config.hpp"
-#include "daemon/dispatcher.hpp"
 #include "handlers/registry.hpp"
 #include "support/servers.hpp"
-#include "tier/glob.hpp"
-#include "tier/metrics.hpp"
 
 namespace {
 
@@ -309,77 +306,6 @@ TEST_CASE("the environment overrides the file, and its values are checked too") 
   } catch (const ConfigError& e) {
     CHECK(std::string(e.what()).find("TIERD_LOG_LEVEL (environment)") != std::string::npos);
   }
-}
-
-TEST_CASE("globs match like Redis and overlap is decided exactly") {
-  using tier::glob_match;
-  using tier::globs_overlap;
-  CHECK(glob_match("events:*", "events:version_promoted"));
-  CHECK_FALSE(glob_match("events:*", "system:x"));
-  CHECK(glob_match("a?c", "abc"));
-  CHECK(glob_match("a[bx]c", "axc"));
-  CHECK_FALSE(glob_match("a[^bx]c", "axc"));
-  CHECK(glob_match("a\\*c", "a*c"));
-  CHECK_FALSE(glob_match("a\\*c", "abc"));
-  CHECK(glob_match("*:*:x", "a:b:x"));
-
-  CHECK(globs_overlap("events:*", "events:version_*"));
-  CHECK(globs_overlap("*", "anything"));
-  CHECK(globs_overlap("*:a", "b:*"));
-  CHECK_FALSE(globs_overlap("events:*", "system:*"));
-  CHECK_FALSE(globs_overlap("a:[xy]", "a:z"));
-  CHECK_FALSE(globs_overlap("a*b", "a*c"));
-  CHECK(globs_overlap("a*b*", "a*c"));
-  CHECK_FALSE(globs_overlap("notifications:*", "events:*"));
-}
-
-TEST_CASE("message checks refuse what must not be parsed") {
-  using tierd::check_message;
-  CHECK_FALSE(check_message(R"({"a":1})", 100));
-  CHECK(check_message(std::string(101, ' '), 100) == std::optional<std::string>("too_large"));
-  CHECK(check_message("{\"a\":\"\xff\"}", 100) == std::optional<std::string>("invalid_utf8"));
-  CHECK(check_message(std::string(65, '[') + std::string(65, ']'), 1000) ==
-        std::optional<std::string>("too_deep"));
-  // 64 deep is allowed; that one is refused only for not being an object.
-  CHECK(check_message(std::string(64, '[') + std::string(64, ']'), 1000) ==
-        std::optional<std::string>("not_object"));
-  CHECK_FALSE(check_message("{\"a\":" + std::string(63, '[') + std::string(63, ']') + "}", 1000));
-  // Brackets inside strings do not count as nesting.
-  CHECK_FALSE(check_message("{\"a\":\"" + std::string(200, '[') + "\"}", 1000));
-  // The whole message is checked in one pass: grammar, escapes, numbers, trailing bytes.
-  CHECK(check_message("{\"a\":1,}", 100) == std::optional<std::string>("not_json"));
-  CHECK(check_message("{\"a\":\"\\uD800\"}", 100) == std::optional<std::string>("not_json"));
-  CHECK(check_message("{\"a\":1e400}", 100) == std::optional<std::string>("not_json"));
-  CHECK(check_message("{} {}", 100) == std::optional<std::string>("not_json"));
-  CHECK(check_message("\"s\"", 100) == std::optional<std::string>("not_object"));
-}
-
-TEST_CASE("the metrics registry renders Prometheus text format 0.0.4") {
-  tier::metrics::Registry r;
-  auto& rejected = r.counter("x_rejected_total", "Rejected messages");
-  auto& a = rejected.with({{"channel", "events:*"}, {"reason", "not_json"}});
-  a.inc();
-  a.inc(2);
-  // The same labels give the same series (stable reference).
-  CHECK(&rejected.with({{"channel", "events:*"}, {"reason", "not_json"}}) == &a);
-  r.gauge("x_up", "Up").with().set(1);
-  auto& h = r.histogram("x_seconds", "Latency", {0.1, 1}).with({{"h", "q\"\\\n"}});
-  h.observe(0.05);
-  h.observe(0.5);
-  h.observe(5);
-  const std::string text = r.render();
-  INFO(text);
-  CHECK(text.find("# HELP x_rejected_total Rejected messages\n# TYPE x_rejected_total counter\n") !=
-        std::string::npos);
-  CHECK(text.find("x_rejected_total{channel=\"events:*\",reason=\"not_json\"} 3\n") !=
-        std::string::npos);
-  CHECK(text.find("# TYPE x_up gauge\nx_up 1\n") != std::string::npos);
-  CHECK(text.find("x_seconds_bucket{h=\"q\\\"\\\\\\n\",le=\"0.1\"} 1\n") != std::string::npos);
-  CHECK(text.find("le=\"1\"} 2\n") != std::string::npos);
-  CHECK(text.find("le=\"+Inf\"} 3\n") != std::string::npos);
-  CHECK(text.find("x_seconds_count{h=\"q\\\"\\\\\\n\"} 3\n") != std::string::npos);
-  CHECK(r.value("x_rejected_total", {{"channel", "events:*"}, {"reason", "not_json"}}) == 3);
-  CHECK_THROWS_AS(r.gauge("x_rejected_total", ""), std::logic_error);
 }
 
 TEST_CASE("tierd --check-config: exit 0 for a valid file, 78 with path and line otherwise") {

@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "daemon_rig.hpp"
+#include "daemon/daemon_rig.hpp"
 
 namespace {
 
