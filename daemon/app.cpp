@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <csignal>
 #include <map>
 
@@ -80,7 +81,6 @@ struct App::Impl {
   struct LinkWatch {
     std::string name;    // "commands", "subscriber", "postgres", or a handler's own link
     std::string system;  // "redis", "postgres"
-    tier::AsyncClient* link = nullptr;  // a handler's own link (null for the app's three)
     bool up = false;
     bool was_ready = false;  // has been ready at least once
     bool down_logged = false;
@@ -93,7 +93,9 @@ struct App::Impl {
   LinkWatch subscriber_watch{"subscriber", "redis"};
   LinkWatch postgres_watch{"postgres", "postgres"};
   /// Handlers' own Redis connections (Context::redis_connection), by label.
-  std::map<std::string, LinkWatch> handler_links;
+  /// By connection, not label: after a reload the old and the new instance of a handler
+  /// each have a link of the same label for a moment.
+  std::map<const tier::AsyncClient*, LinkWatch> handler_links;
 
   // A degraded state is logged when it is entered, with its cause, when the cause changes,
   // every kStillDownLogInterval while it lasts, and when it ends: at start as much as later.
@@ -204,11 +206,11 @@ struct App::Impl {
       r.ready = r.ready && pg == tier::LinkState::ready;
       link("postgres", pg, postgres_watch);
     }
-    for (const auto& [label, w] : handler_links) {
-      const auto state = w.link != nullptr ? w.link->state() : tier::LinkState::closed;
+    for (const auto& [client, w] : handler_links) {
+      const auto state = client->state();
       if (state != tier::LinkState::ready && state != tier::LinkState::closed) {
         r.ready = false;
-        link(label.c_str(), state, w);
+        link(w.name.c_str(), state, w);
       }
     }
     // A write_behind table that failed its start-up check (a typo in a column) stores
@@ -394,24 +396,36 @@ tier::Status App::start() {
   env.log = m.logger.get();
   env.instance_id = m.id;
   env.watch_link = [&m](const std::string& label, tier::AsyncClient& link) {
-    auto& w =
-        m.handler_links.insert_or_assign(label, Impl::LinkWatch{label, "redis"}).first->second;
-    w.link = &link;
+    m.handler_links.insert_or_assign(&link, Impl::LinkWatch{label, "redis"});
     m.metrics
         .gauge("tierd_redis_link_up", "1 when the Redis link is ready (subscriber: subscribed)")
         .with({{"link", label}})
         .set(0);
-    link.on_state([&m, label](tier::LinkState s, const std::string& why) {
-      if (auto it = m.handler_links.find(label); it != m.handler_links.end()) {
+    link.on_state([&m, client = &link](tier::LinkState s, const std::string& why) {
+      // Closed on purpose (its handler stopped, e.g. after a reload) is not down; the
+      // series may belong to the new instance's link of the same label by now.
+      if (s == tier::LinkState::closed) {
+        return;
+      }
+      if (auto it = m.handler_links.find(client); it != m.handler_links.end()) {
         m.link_state(it->second, s, why);
       }
     });
   };
-  env.unwatch_link = [&m](const std::string& label) {
-    m.handler_links.erase(label);
-    m.metrics
-        .gauge("tierd_redis_link_up", "1 when the Redis link is ready (subscriber: subscribed)")
-        .remove({{"link", label}});
+  env.unwatch_link = [&m](tier::AsyncClient& link) {
+    const auto it = m.handler_links.find(&link);
+    if (it == m.handler_links.end()) {
+      return;
+    }
+    const std::string label = it->second.name;
+    m.handler_links.erase(it);
+    const bool still_used = std::any_of(m.handler_links.begin(), m.handler_links.end(),
+                                        [&](const auto& e) { return e.second.name == label; });
+    if (!still_used) {
+      m.metrics
+          .gauge("tierd_redis_link_up", "1 when the Redis link is ready (subscriber: subscribed)")
+          .remove({{"link", label}});
+    }
   };
   m.dispatcher = std::make_unique<Dispatcher>(env);
   try {

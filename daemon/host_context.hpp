@@ -32,7 +32,7 @@ struct HostEnv {
   /// A handler's own Redis connection was opened (Context::redis_connection) / is going
   /// away: the app watches it like its own links. Either may be empty.
   std::function<void(const std::string& label, tier::AsyncClient& link)> watch_link;
-  std::function<void(const std::string& label)> unwatch_link;
+  std::function<void(tier::AsyncClient& link)> unwatch_link;
 };
 
 class HostContext final : public Context {
@@ -40,9 +40,9 @@ class HostContext final : public Context {
   HostContext(const HostEnv& env, std::string name, std::string prefix)
       : env_(env), name_(std::move(name)), prefix_(std::move(prefix)) {}
   ~HostContext() override {
-    for (const auto& [label, link] : links_) {
+    for (const auto& entry : links_) {
       if (env_.unwatch_link) {
-        env_.unwatch_link(label);
+        env_.unwatch_link(*entry.second);
       }
     }
   }

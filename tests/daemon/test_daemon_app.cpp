@@ -373,6 +373,46 @@ TEST_CASE("PostgreSQL, when configured, is part of readiness and handlers get th
   CHECK(d.metric("tierd_postgres_reconnects_total", {}) == 1);
 }
 
+TEST_CASE("a handler's own connection is watched like the app's links, across a reload") {
+  auto& pg = tiertest::postgres();
+  pg.query(
+      "DROP TABLE IF EXISTS app_own_link; CREATE TABLE app_own_link (id text PRIMARY KEY, "
+      "name text)");
+  const std::string handlers =
+      "handlers:\n  - type: write_behind\n    on: [\"system:write_behind_flush\"]\n"
+      "    tables:\n      - name: app_own_link\n        key_columns: [id]\n"
+      "        columns: [name]\n";
+  Daemon d(handlers, "ownlink", "", pg.conninfo());
+  const tier::metrics::Labels reader{{"link", "writebehind-reader:app_own_link"}};
+  auto readers = [&] {
+    const std::string list = d.client.run(tier::raw({"CLIENT", "LIST"})).str;
+    int n = 0;
+    for (auto p = list.find("name=tierd:writebehind-reader:app_own_link "); p != std::string::npos;
+         p = list.find("name=tierd:writebehind-reader:app_own_link ", p + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  REQUIRE(d.loop.run_until([&] { return d.metric("tierd_redis_link_up", reader) == 1; }, 5s));
+  CHECK(readers() == 1);
+
+  // A reload builds a new instance with a link of the same label; once the old instance
+  // has drained and its link is gone, the new link is still the one watched.
+  REQUIRE(d.app->apply(d.app->config()));
+  REQUIRE(d.loop.run_until([&] { return readers() == 2; }, 5s));
+  REQUIRE(d.loop.run_until([&] { return readers() == 1; }, 10s));
+  const bool table_up = d.loop.run_until(
+      [&] {
+        return d.metric("tierd_writebehind_table_up", {{"table", "app_own_link"}}) == 1;
+      },
+      5s);
+  INFO(d.app->readiness().json);
+  CHECK(table_up);
+  CHECK(d.metric("tierd_redis_link_up", reader) == 1);
+  CHECK(d.app->readiness().ready);
+  CHECK(d.app->readiness().json.find("writebehind-reader") == std::string::npos);
+}
+
 TEST_CASE("a reload routes new events to the new handlers while the old ones drain") {
   Probe probe;
   probe.hold = true;

@@ -3,10 +3,13 @@
 # find_package(tier) and links tier::client against the install tree, built and run against
 # a real Redis. Also: what each binary needs at run time (its NEEDED entries): an app of
 # the blocking client, tierctl included, must not pull in libuv, libpq or spdlog.
-#   test_install.sh BUILD_DIR SOURCE_DIR
+#   test_install.sh BUILD_DIR SOURCE_DIR [CXX_FLAGS [LINKER_FLAGS]]
+# (the flags libtier was built with, e.g. the sanitizers, for the outside project too)
 set -euo pipefail
 build="$1"
 src="$2"
+cxx_flags="${3:-}"
+linker_flags="${4:-}"
 work="$(mktemp -d)"
 redis_pid=""
 cleanup() {
@@ -37,7 +40,8 @@ done
 echo "ok: installed binaries, headers, libraries and the package"
 
 cmake -S "$src/tests/install/consumer" -B "$work/consumer" -G Ninja \
-  -DCMAKE_PREFIX_PATH="$work/prefix" >"$work/configure.log" 2>&1 || {
+  -DCMAKE_PREFIX_PATH="$work/prefix" -DCMAKE_CXX_FLAGS="$cxx_flags" \
+  -DCMAKE_EXE_LINKER_FLAGS="$linker_flags" >"$work/configure.log" 2>&1 || {
   cat "$work/configure.log"; fail "configuring a find_package(tier) project"; }
 cmake --build "$work/consumer" >"$work/build.log" 2>&1 || {
   cat "$work/build.log"; fail "building a project that links tier::client"; }
