@@ -189,14 +189,11 @@ struct App::Impl {
     Readiness r;
     r.ready = !stopping && cmd == tier::LinkState::ready && sub == tier::LinkState::ready;
     std::string body;
-    auto link = [&](const char* key, tier::LinkState state, const LinkWatch& w) {
-      body += ",\"";
-      body += key;
-      body += "\":" + json_escape(tier::to_string(state));
+    // Keys are escaped too: a handler link's label carries a configured name.
+    auto link = [&](const std::string& key, tier::LinkState state, const LinkWatch& w) {
+      body += "," + json_escape(key) + ":" + json_escape(tier::to_string(state));
       if (state != tier::LinkState::ready && !w.reason.empty()) {
-        body += ",\"";
-        body += key;
-        body += "_error\":" + json_escape(w.cause + ": " + w.reason);
+        body += "," + json_escape(key + "_error") + ":" + json_escape(w.cause + ": " + w.reason);
       }
     };
     link("redis_commands", cmd, commands_watch);
@@ -210,7 +207,7 @@ struct App::Impl {
       const auto state = client->state();
       if (state != tier::LinkState::ready && state != tier::LinkState::closed) {
         r.ready = false;
-        link(w.name.c_str(), state, w);
+        link(w.name, state, w);
       }
     }
     // A write_behind table that failed its start-up check (a typo in a column) stores
