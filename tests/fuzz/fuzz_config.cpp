@@ -68,6 +68,9 @@ class FuzzContext final : public tierd::Context {
       : metrics_(metrics), prefix_(std::move(prefix)), name_(std::move(name)) {}
 
   tier::AsyncClient& redis() override { return *links().redis; }
+  tier::AsyncClient& redis_connection(const std::string&, std::chrono::milliseconds) override {
+    finding("a handler builder opened a connection (it must wait for start())");
+  }
   tier::PgConn* postgres() override { return links().postgres.get(); }
   tierd::TimerHandle start_timer(std::chrono::milliseconds, std::chrono::milliseconds,
                                  std::function<void()>) override {
