@@ -1,6 +1,5 @@
 #include "tier/pg/conn.hpp"
 
-#include <arpa/inet.h>
 #include <libpq-fe.h>
 #include <uv.h>
 
@@ -8,10 +7,11 @@
 #include <deque>
 #include <random>
 
-#include "tier/backoff.hpp"
 #include "tier/errors.hpp"
 #include "tier/pg/conninfo.hpp"
 #include "tier/sigpipe.hpp"
+#include "tier/uv/handle.hpp"
+#include "tier/uv/link.hpp"
 #include "tier/uv/resolve.hpp"
 
 namespace tier {
@@ -104,11 +104,6 @@ struct Job {
   std::size_t copy_offset = 0;
 };
 
-bool is_ip_literal(const std::string& host) {
-  unsigned char buf[sizeof(in6_addr)];
-  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
-}
-
 // libpq messages span lines ("ERROR: ...\nDETAIL: ..."): one line each, for the logs.
 std::string trim(const std::string& in) {
   std::string s;
@@ -168,17 +163,9 @@ PgResult convert(const PGresult* r) {
 
 class PgLink : public std::enable_shared_from_this<PgLink> {
  public:
-  PgLink(uv_loop_t* loop, PgOptions o) : loop_(loop), opts_(std::move(o)) {
+  PgLink(uv_loop_t* loop, PgOptions o)
+      : loop_(loop), opts_(defaults(std::move(o))), rc_(loop, policy(opts_), hooks()) {
     ignore_sigpipe();
-    if (opts_.connect_timeout.count() <= 0) {
-      opts_.connect_timeout = ms{5000};
-    }
-    if (opts_.query_timeout.count() <= 0) {
-      opts_.query_timeout = ms{10000};
-    }
-    if (opts_.statement_timeout.count() <= 0) {
-      opts_.statement_timeout = opts_.query_timeout;
-    }
     const ConninfoParts parts = parse_conninfo(opts_.conninfo);
     if (parts.has_password && !opts_.allow_password) {
       throw InvalidArgument(
@@ -187,8 +174,8 @@ class PgLink : public std::enable_shared_from_this<PgLink> {
     }
     const std::string& host = parts.host;
     const std::string& hostaddr = parts.hostaddr;
-    // libpq resolves host names with a blocking getaddrinfo: resolve on libuv's thread
-    // pool first and hand libpq the address.
+    // libpq resolves host names with a blocking getaddrinfo: the Reconnector resolves them
+    // on libuv's thread pool first and libpq gets the address.
     if (hostaddr.empty() && !host.empty() && host.front() != '/' && !is_ip_literal(host)) {
       if (host.find(',') != std::string::npos) {
         throw InvalidArgument("postgres conninfo: several hosts need hostaddr= (IP addresses)");
@@ -200,27 +187,18 @@ class PgLink : public std::enable_shared_from_this<PgLink> {
   ~PgLink() { drop_connection(); }
 
   void start() {
-    if (started_ || state_ == LinkState::closed) {
+    if (rc_.started() || rc_.state() == LinkState::closed) {
       return;
     }
-    started_ = true;
-    tick_ = new uv_timer_t;
-    uv_timer_init(loop_, tick_);
-    tick_->data = this;
-    retry_ = new uv_timer_t;
-    uv_timer_init(loop_, retry_);
-    retry_->data = this;
-    uv_timer_start(tick_, &PgLink::on_tick, kTick.count(), kTick.count());
-    uv_unref(reinterpret_cast<uv_handle_t*>(tick_));
-    connect();
+    rc_.start(resolve_host_, opts_.label);
   }
 
   void close() {
-    if (state_ == LinkState::closed) {
+    if (rc_.state() == LinkState::closed) {
       return;
     }
     auto keep = shared_from_this();
-    set_state(LinkState::closed, "closed");
+    rc_.close();
     drop_connection();
     Error closed{ErrorKind::closed, opts_.label + ": connection closed"};
     if (current_) {
@@ -233,20 +211,12 @@ class PgLink : public std::enable_shared_from_this<PgLink> {
     for (auto& job : queue) {
       complete(job, closed);
     }
-    for (uv_timer_t** t : {&tick_, &retry_}) {
-      if (*t != nullptr) {
-        (*t)->data = nullptr;
-        uv_close(reinterpret_cast<uv_handle_t*>(*t),
-                 [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-        *t = nullptr;
-      }
-    }
   }
 
   /// The owner is being destroyed: close without calling back into its code (pending
   /// callbacks and the state callback are released unrun).
   void abandon() {
-    state_cb_ = nullptr;
+    rc_.forget_state_callback();
     if (current_) {
       current_->done = nullptr;
     }
@@ -257,7 +227,7 @@ class PgLink : public std::enable_shared_from_this<PgLink> {
   }
 
   void submit(std::vector<PgStatement> statements, bool pipelined, ms timeout, PgCallback done) {
-    if (state_ == LinkState::closed) {
+    if (rc_.state() == LinkState::closed) {
       ++counters_.jobs_failed;
       done(Error{ErrorKind::closed, opts_.label + ": connection closed"});
       return;
@@ -282,51 +252,42 @@ class PgLink : public std::enable_shared_from_this<PgLink> {
     pump();
   }
 
-  LinkState state() const { return state_; }
-  void on_state(StateCallback cb) { state_cb_ = std::move(cb); }
-  PgCounters counters() const { return counters_; }
+  LinkState state() const { return rc_.state(); }
+  void on_state(StateCallback cb) { rc_.on_state(std::move(cb)); }
+  PgCounters counters() const {
+    PgCounters c = counters_;
+    c.disconnects = rc_.disconnects();
+    return c;
+  }
   std::size_t pending() const { return queue_.size() + (current_ ? 1 : 0); }
-  std::string last_error() const { return last_error_; }
+  std::string last_error() const { return rc_.last_error(); }
 
  private:
-  void set_state(LinkState s, const std::string& why) {
-    if (s == state_) {
-      return;
+  static PgOptions defaults(PgOptions o) {
+    if (o.connect_timeout.count() <= 0) {
+      o.connect_timeout = ms{5000};
     }
-    state_ = s;
-    if (state_cb_) {
-      state_cb_(s, why);
+    if (o.query_timeout.count() <= 0) {
+      o.query_timeout = ms{10000};
     }
+    if (o.statement_timeout.count() <= 0) {
+      o.statement_timeout = o.query_timeout;
+    }
+    return o;
+  }
+  static uv::ReconnectPolicy policy(const PgOptions& o) {
+    return {o.connect_timeout, o.reconnect_min, o.reconnect_max, kTick};
+  }
+  uv::Reconnector::Hooks hooks() {
+    return {
+        .hold = [this] { return std::shared_ptr<void>(shared_from_this()); },
+        .dial = [this](const std::string& address) { begin_connect(address); },
+        .drop = [this] { drop_connection(); },
+        .tick = [this](Clock::time_point now) { check_deadlines(now); },
+    };
   }
 
   // ---- connection -------------------------------------------------------------------
-
-  void connect() {
-    if (state_ == LinkState::closed) {
-      return;
-    }
-    set_state(LinkState::connecting, "connecting");
-    connect_deadline_ = Clock::now() + opts_.connect_timeout;
-    if (resolve_host_.empty()) {
-      begin_connect("");
-    } else {
-      resolve();
-    }
-  }
-
-  void resolve() {
-    resolve_host(loop_, resolve_host_, [weak = weak_from_this()](Result<std::string> ip) {
-      auto link = weak.lock();
-      if (!link || link->state_ != LinkState::connecting) {
-        return;
-      }
-      if (!ip.ok()) {
-        link->reset_connection(ip.error().message);
-        return;
-      }
-      link->begin_connect(*ip);
-    });
-  }
 
   void begin_connect(const std::string& hostaddr) {
     std::string options = "-c statement_timeout=" + std::to_string(opts_.statement_timeout.count());
@@ -360,36 +321,22 @@ class PgLink : public std::enable_shared_from_this<PgLink> {
       reset_connection("connect: no socket");
       return;
     }
-    if (poll_ != nullptr && poll_fd_ != fd) {
+    if (poll_ && poll_fd_ != fd) {
       close_poll();
     }
-    if (poll_ == nullptr) {
-      poll_ = new uv_poll_t;
-      if (uv_poll_init(loop_, poll_, fd) != 0) {
-        delete poll_;
-        poll_ = nullptr;
-        reset_connection("cannot poll the postgres socket");
-        return;
-      }
-      poll_->data = this;
+    if (!poll_) {
+      poll_ = std::make_unique<uv::Poll>(loop_, fd);
       poll_fd_ = fd;
       poll_events_ = 0;
     }
     if (events != poll_events_) {
       poll_events_ = events;
-      uv_poll_start(poll_, events, &PgLink::on_poll);
+      poll_->start(events, [this](int status, int ev) { on_poll(status, ev); });
     }
   }
 
   void close_poll() {
-    if (poll_ == nullptr) {
-      return;
-    }
-    uv_poll_stop(poll_);
-    poll_->data = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(poll_),
-             [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-    poll_ = nullptr;
+    poll_.reset();
     poll_fd_ = -1;
     poll_events_ = 0;
   }
@@ -405,94 +352,66 @@ class PgLink : public std::enable_shared_from_this<PgLink> {
   // Drops the connection, fails the job on it, and schedules a new connection. Jobs
   // still queued were never sent: they wait for the next connection or their deadline.
   void reset_connection(const std::string& why, std::optional<Error> job_error = std::nullopt) {
-    if (state_ == LinkState::closed) {
+    if (rc_.state() == LinkState::closed) {
       return;
     }
     auto keep = shared_from_this();
-    bool was_ready = state_ == LinkState::ready;
-    drop_connection();
-    if (was_ready) {
-      ++counters_.disconnects;
-    }
-    last_error_ = why;
-    set_state(LinkState::disconnected, why);
-    if (current_) {
-      auto job = std::move(current_);
-      current_.reset();
+    auto job = std::move(current_);
+    current_.reset();
+    rc_.lost(why);
+    if (job) {
       complete(job, job_error ? *job_error : Error{ErrorKind::io, opts_.label + ": " + why});
     }
-    schedule_reconnect();
   }
 
-  void schedule_reconnect() {
-    if (state_ == LinkState::closed || retry_ == nullptr) {
-      return;
-    }
-    auto delay = static_cast<std::uint64_t>(
-        backoff_delay(opts_.reconnect_min, opts_.reconnect_max, backoff_attempt_++).count());
-    uv_timer_start(
-        retry_,
-        [](uv_timer_t* t) {
-          auto* self = static_cast<PgLink*>(t->data);
-          if (self != nullptr) {
-            auto keep = self->shared_from_this();
-            self->connect();
-          }
-        },
-        delay, 0);
-  }
-
-  static void on_poll(uv_poll_t* h, int status, int events) {
-    auto* self = static_cast<PgLink*>(h->data);
-    if (self == nullptr) {
-      return;
-    }
-    auto keep = self->shared_from_this();
-    if (status < 0 && self->state_ == LinkState::connecting) {
-      self->continue_connect();  // libpq finds the socket error itself and says what it is
+  void on_poll(int status, int events) {
+    auto keep = shared_from_this();
+    const LinkState state = rc_.state();
+    if (status < 0 && state == LinkState::connecting) {
+      continue_connect();  // libpq finds the socket error itself and says what it is
       return;
     }
     if (status < 0) {
       // libuv reports POLLERR (e.g. a reset) as EBADF: let libpq read what the server said
       // last (often "terminating connection due to administrator command") for the error.
       std::string why = std::string("connection lost: socket error: ") + uv_strerror(status);
-      if (self->state_ == LinkState::ready && PQconsumeInput(self->conn_) != 0) {
-        self->drain();
+      if (state == LinkState::ready && PQconsumeInput(conn_) != 0) {
+        drain();
       }
-      if (self->conn_ != nullptr && *PQerrorMessage(self->conn_) != '\0') {
-        why = "connection lost: " + trim(PQerrorMessage(self->conn_));
+      if (conn_ != nullptr && *PQerrorMessage(conn_) != '\0') {
+        why = "connection lost: " + trim(PQerrorMessage(conn_));
       }
-      self->reset_connection(why);
+      reset_connection(why);
       return;
     }
-    if (self->state_ == LinkState::connecting) {
-      self->continue_connect();
+    if (state == LinkState::connecting) {
+      continue_connect();
       return;
     }
-    if (self->state_ != LinkState::ready) {
+    if (state != LinkState::ready) {
       return;
     }
     if ((events & UV_WRITABLE) != 0) {
-      if (!self->flush()) {
+      if (!flush()) {
         return;
       }
-      if (self->current_ && self->current_->copying) {
-        if (!self->push_copy()) {
+      if (current_ && current_->copying) {
+        if (!push_copy()) {
           return;
         }
       }
     }
     if ((events & UV_READABLE) != 0) {
-      if (PQconsumeInput(self->conn_) == 0) {
-        self->reset_connection("connection lost: " + trim(PQerrorMessage(self->conn_)));
+      if (PQconsumeInput(conn_) == 0) {
+        reset_connection("connection lost: " + trim(PQerrorMessage(conn_)));
         return;
       }
-      self->drain();
+      drain();
     }
     // On EOF libpq closes the socket itself (after handing over the server's last error):
     // drop the poll handle at once so that it never watches a closed descriptor.
-    if (self->conn_ != nullptr && PQstatus(self->conn_) == CONNECTION_BAD) {
-      self->reset_connection("connection lost: " + trim(PQerrorMessage(self->conn_)));
+    if (conn_ != nullptr && PQstatus(conn_) == CONNECTION_BAD) {
+      reset_connection("connection lost: " + trim(PQerrorMessage(conn_)));
     }
   }
 
@@ -519,20 +438,18 @@ class PgLink : public std::enable_shared_from_this<PgLink> {
       return;
     }
     ++counters_.connects;
-    backoff_attempt_ = 0;
-    last_error_.clear();
     watch(UV_READABLE);
     if (conn_ == nullptr) {
       return;
     }
-    set_state(LinkState::ready, "connected");
+    rc_.ready("connected");
     pump();
   }
 
   // ---- jobs -------------------------------------------------------------------------
 
   void pump() {
-    if (state_ != LinkState::ready || current_ || queue_.empty()) {
+    if (rc_.state() != LinkState::ready || current_ || queue_.empty()) {
       return;
     }
     current_ = std::move(queue_.front());
@@ -729,20 +646,7 @@ class PgLink : public std::enable_shared_from_this<PgLink> {
     }
   }
 
-  static void on_tick(uv_timer_t* t) {
-    auto* self = static_cast<PgLink*>(t->data);
-    if (self != nullptr) {
-      auto keep = self->shared_from_this();
-      self->check_deadlines();
-    }
-  }
-
-  void check_deadlines() {
-    auto now = Clock::now();
-    if (state_ == LinkState::connecting && now >= connect_deadline_) {
-      reset_connection("connect timed out after " + std::to_string(opts_.connect_timeout.count()) +
-                       " ms");
-    }
+  void check_deadlines(Clock::time_point now) {
     if (current_ && now >= current_->deadline) {
       ++counters_.timeouts;
       // PQcancel blocks; dropping the connection ends the statement on the server too.
@@ -754,10 +658,11 @@ class PgLink : public std::enable_shared_from_this<PgLink> {
         auto job = *it;
         it = queue_.erase(it);
         ++counters_.timeouts;
-        std::string why = state_ == LinkState::ready
-                              ? "queued past its deadline"
-                              : "not connected" + (last_error_.empty() ? std::string()
-                                                                       : " (" + last_error_ + ")");
+        const std::string& last_error = rc_.last_error();
+        std::string why =
+            rc_.state() == LinkState::ready
+                ? "queued past its deadline"
+                : "not connected" + (last_error.empty() ? std::string() : " (" + last_error + ")");
         complete(job, Error{ErrorKind::timeout, opts_.label + ": " + why});
       } else {
         ++it;
@@ -769,20 +674,13 @@ class PgLink : public std::enable_shared_from_this<PgLink> {
   PgOptions opts_;
   std::string resolve_host_;
   PGconn* conn_ = nullptr;
-  uv_poll_t* poll_ = nullptr;
+  std::unique_ptr<uv::Poll> poll_;
   int poll_fd_ = -1;
   int poll_events_ = 0;
-  uv_timer_t* tick_ = nullptr;
-  uv_timer_t* retry_ = nullptr;
-  bool started_ = false;
-  LinkState state_ = LinkState::disconnected;
-  Clock::time_point connect_deadline_;
   std::deque<std::shared_ptr<Job>> queue_;
   std::shared_ptr<Job> current_;
-  int backoff_attempt_ = 0;
   PgCounters counters_;
-  StateCallback state_cb_;
-  std::string last_error_;
+  uv::Reconnector rc_;
 };
 
 }  // namespace detail

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "tier/result.hpp"
-#include "tier/uv/async_client.hpp"
+#include "tier/uv/link.hpp"
 
 typedef struct uv_loop_s uv_loop_t;
 

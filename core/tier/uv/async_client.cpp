@@ -1,20 +1,19 @@
 #include "tier/uv/async_client.hpp"
-#include "tier/backoff.hpp"
-#include "tier/uv/resolve.hpp"
 
-#include <arpa/inet.h>
 #include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <uv.h>
 
 #include <algorithm>
-#include <cctype>
 #include <deque>
 #include <random>
 
 #include "tier/sigpipe.hpp"
+#include "tier/uv/handle.hpp"
+#include "tier/uv/link.hpp"
 #include "tier/uv/reply_pool.hpp"
+#include "tier/uv/resolve.hpp"
 
 namespace tier {
 
@@ -25,52 +24,6 @@ static_assert(REDIS_REPLY_STRING == Reply::HiredisType::string &&
                   REDIS_REPLY_STATUS == Reply::HiredisType::status &&
                   REDIS_REPLY_ERROR == Reply::HiredisType::error,
               "hiredis reply type codes");
-
-const char* to_string(LinkState s) noexcept {
-  switch (s) {
-    case LinkState::disconnected:
-      return "disconnected";
-    case LinkState::connecting:
-      return "connecting";
-    case LinkState::ready:
-      return "ready";
-    case LinkState::closed:
-      return "closed";
-  }
-  return "unknown";
-}
-
-const char* failure_cause(std::string_view reason) noexcept {
-  auto has = [&](std::string_view what) {
-    return std::search(reason.begin(), reason.end(), what.begin(), what.end(), [](char a, char b) {
-             return std::tolower(static_cast<unsigned char>(a)) ==
-                    std::tolower(static_cast<unsigned char>(b));
-           }) != reason.end();
-  };
-  // Order matters: "authentication failed ... connection to server" is about the password.
-  if (has("WRONGPASS") || has("NOAUTH") || has("AUTH ") || has("authentication failed") ||
-      has("password") || has("NOPERM")) {
-    return "auth refused";
-  }
-  if (has("resolve ") || has("translate host name") || has("Name or service not known") ||
-      has("unknown node or service") || has("temporary failure in name resolution")) {
-    return "name not resolved";
-  }
-  if (has("refused")) {
-    return "refused";
-  }
-  if (has("timed out") || has("timeout") || has("deadline") || has("health check failed")) {
-    return "timeout";
-  }
-  if (has("unreachable") || has("no route to host")) {
-    return "unreachable";
-  }
-  if (has("closed the connection") || has("reset by peer") || has("server closed") ||
-      has("terminating connection") || has("lost ")) {
-    return "closed by server";
-  }
-  return "error";
-}
 
 namespace detail {
 namespace {
@@ -142,49 +95,34 @@ void use_error_aware_poll(redisAsyncContext* ac) {
   ac->ev.delWrite = [](void* p) { poll_events(p, 0, UV_WRITABLE); };
 }
 
-bool is_ip_literal(const std::string& host) {
-  unsigned char buf[sizeof(in6_addr)];
-  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
-}
-
 }  // namespace
 
 // The connection state machine shared by AsyncClient and AsyncSubscriber.
 class AsyncLink : public std::enable_shared_from_this<AsyncLink> {
  public:
-  AsyncLink(uv_loop_t* loop, AsyncOptions o) : loop_(loop), opts_(std::move(o)) {
+  AsyncLink(uv_loop_t* loop, AsyncOptions o)
+      : loop_(loop), opts_(defaults(std::move(o))), rc_(loop, policy(opts_), hooks()) {
     ignore_sigpipe();
-    if (opts_.connect_timeout.count() <= 0) {
-      opts_.connect_timeout = ms{2000};
-    }
-    if (opts_.command_timeout.count() <= 0) {
-      opts_.command_timeout = ms{2000};
-    }
   }
   virtual ~AsyncLink() = default;
 
   void start() {
-    if (state_ != LinkState::disconnected || started_) {
+    if (rc_.started() || rc_.state() != LinkState::disconnected) {
       return;
     }
-    started_ = true;
-    tick_ = new uv_timer_t;
-    uv_timer_init(loop_, tick_);
-    tick_->data = this;
-    retry_ = new uv_timer_t;
-    uv_timer_init(loop_, retry_);
-    retry_->data = this;
-    uv_timer_start(tick_, &AsyncLink::on_tick, kTick.count(), kTick.count());
-    uv_unref(reinterpret_cast<uv_handle_t*>(tick_));  // the tick alone keeps no loop alive
-    connect();
+    const auto& ep = opts_.endpoint;
+    // hiredis resolves names with a blocking getaddrinfo: the Reconnector resolves them on
+    // libuv's thread pool first.
+    const bool by_name = ep.unix_path.empty() && !is_ip_literal(ep.host);
+    rc_.start(by_name ? ep.host : std::string(), ep.redacted());
   }
 
   void close() {
-    if (state_ == LinkState::closed) {
+    if (rc_.state() == LinkState::closed) {
       return;
     }
     auto keep = shared_from_this();
-    set_state(LinkState::closed, "closed");
+    rc_.close();
     const Error closed{ErrorKind::closed, opts_.label + ": client closed"};
     // Ops already sent fail with `closed` too, not with the `io` of the dropped socket.
     for (auto& op : inflight_) {
@@ -195,21 +133,13 @@ class AsyncLink : public std::enable_shared_from_this<AsyncLink> {
     }
     drop_connection();
     fail_all(closed);
-    for (uv_timer_t** t : {&tick_, &retry_}) {
-      if (*t != nullptr) {
-        (*t)->data = nullptr;
-        uv_close(reinterpret_cast<uv_handle_t*>(*t),
-                 [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-        *t = nullptr;
-      }
-    }
   }
 
   /// The owner is being destroyed: close without calling back into its code. Pending
   /// callbacks and the state callback are released unrun (their captures may already be
   /// gone, and a destructor never calls back into its owner).
   void abandon() {
-    state_cb_ = nullptr;
+    rc_.forget_state_callback();
     for (auto* queue : {&waiting_, &inflight_}) {
       for (auto& op : *queue) {
         op->done = nullptr;
@@ -223,7 +153,7 @@ class AsyncLink : public std::enable_shared_from_this<AsyncLink> {
 
   void exec(std::vector<Command> commands, ms timeout,
             std::function<void(Result<std::vector<Reply>>)> done) {
-    if (state_ == LinkState::closed) {
+    if (rc_.state() == LinkState::closed) {
       ++counters_.ops_failed;
       done(Error{ErrorKind::closed, opts_.label + ": client closed"});
       return;
@@ -245,16 +175,20 @@ class AsyncLink : public std::enable_shared_from_this<AsyncLink> {
     op->remaining = op->commands.size();
     op->deadline = Clock::now() + (timeout.count() > 0 ? timeout : opts_.command_timeout);
     op->done = std::move(done);
-    if (state_ == LinkState::ready) {
+    if (rc_.state() == LinkState::ready) {
       send(op);
     } else {
       waiting_.push_back(std::move(op));
     }
   }
 
-  LinkState state() const { return state_; }
-  void on_state(StateCallback cb) { state_cb_ = std::move(cb); }
-  LinkCounters counters() const { return counters_; }
+  LinkState state() const { return rc_.state(); }
+  void on_state(StateCallback cb) { rc_.on_state(std::move(cb)); }
+  LinkCounters counters() const {
+    LinkCounters c = counters_;
+    c.disconnects = rc_.disconnects();
+    return c;
+  }
   std::size_t pending() const { return waiting_.size() + inflight_.size(); }
   uv_loop_t* loop() const { return loop_; }
   const AsyncOptions& options() const { return opts_; }
@@ -268,20 +202,9 @@ class AsyncLink : public std::enable_shared_from_this<AsyncLink> {
   /// A new context, before it reads anything (its reply functions may still change).
   virtual void prepare(redisAsyncContext* /*ac*/) {}
 
-  void set_state(LinkState s, const std::string& why) {
-    if (s == state_) {
-      return;
-    }
-    state_ = s;
-    if (state_cb_) {
-      state_cb_(s, why);
-    }
-  }
-
   /// Marks the link ready and sends what waited for it.
   void become_ready() {
-    backoff_attempt_ = 0;
-    set_state(LinkState::ready, "connected to " + opts_.endpoint.redacted());
+    rc_.ready("connected to " + opts_.endpoint.redacted());
     auto waiting = std::move(waiting_);
     waiting_.clear();
     for (auto& op : waiting) {
@@ -292,18 +215,9 @@ class AsyncLink : public std::enable_shared_from_this<AsyncLink> {
   }
 
   /// Drops the connection and schedules a new one.
-  void reset_connection(const std::string& why) {
-    if (state_ == LinkState::closed) {
-      return;
-    }
-    bool was_ready = state_ == LinkState::ready;
-    drop_connection();
-    if (was_ready) {
-      ++counters_.disconnects;
-    }
-    set_state(LinkState::disconnected, why);
-    schedule_reconnect();
-  }
+  void reset_connection(const std::string& why) { rc_.lost(why); }
+
+  LinkState link_state() const { return rc_.state(); }
 
   redisAsyncContext* ac_ = nullptr;
   uv_loop_t* loop_;
@@ -311,35 +225,34 @@ class AsyncLink : public std::enable_shared_from_this<AsyncLink> {
   LinkCounters counters_;
 
  private:
-  void connect() {
-    if (state_ == LinkState::closed) {
-      return;
+  static AsyncOptions defaults(AsyncOptions o) {
+    if (o.connect_timeout.count() <= 0) {
+      o.connect_timeout = ms{2000};
     }
-    set_state(LinkState::connecting, "connecting to " + opts_.endpoint.redacted());
-    connect_deadline_ = Clock::now() + opts_.connect_timeout;
+    if (o.command_timeout.count() <= 0) {
+      o.command_timeout = ms{2000};
+    }
+    return o;
+  }
+  static uv::ReconnectPolicy policy(const AsyncOptions& o) {
+    return {o.connect_timeout, o.reconnect_min, o.reconnect_max, kTick};
+  }
+  uv::Reconnector::Hooks hooks() {
+    return {
+        .hold = [this] { return std::shared_ptr<void>(shared_from_this()); },
+        .dial = [this](const std::string& address) { dial(address); },
+        .drop = [this] { drop_connection(); },
+        .tick = [this](Clock::time_point now) { check_deadlines(now); },
+    };
+  }
+
+  void dial(const std::string& address) {
     const auto& ep = opts_.endpoint;
     if (!ep.unix_path.empty()) {
       attach(redisAsyncConnectUnix(ep.unix_path.c_str()));
-    } else if (is_ip_literal(ep.host)) {
-      attach(redisAsyncConnect(ep.host.c_str(), ep.port));
     } else {
-      resolve();
+      attach(redisAsyncConnect(address.empty() ? ep.host.c_str() : address.c_str(), ep.port));
     }
-  }
-
-  // hiredis resolves names with a blocking getaddrinfo; do it on libuv's thread pool.
-  void resolve() {
-    resolve_host(loop_, opts_.endpoint.host, [weak = weak_from_this()](Result<std::string> ip) {
-      auto link = weak.lock();
-      if (!link || link->state_ != LinkState::connecting) {
-        return;
-      }
-      if (!ip.ok()) {
-        link->reset_connection(ip.error().message);
-        return;
-      }
-      link->attach(redisAsyncConnect(ip->c_str(), link->opts_.endpoint.port));
-    });
   }
 
   void attach(redisAsyncContext* ac) {
@@ -371,10 +284,10 @@ class AsyncLink : public std::enable_shared_from_this<AsyncLink> {
     op->commands = std::move(hello);
     op->replies.resize(op->commands.size());
     op->remaining = op->commands.size();
-    op->deadline = connect_deadline_;
+    op->deadline = Clock::now() + opts_.connect_timeout;
     redisAsyncContext* expected = ac;
     op->done = [this, expected](Result<std::vector<Reply>> r) {
-      if (ac_ != expected || state_ != LinkState::connecting) {
+      if (ac_ != expected || rc_.state() != LinkState::connecting) {
         return;
       }
       if (!r.ok()) {
@@ -452,21 +365,9 @@ class AsyncLink : public std::enable_shared_from_this<AsyncLink> {
     }
   }
 
-  static void on_tick(uv_timer_t* t) {
-    auto* self = static_cast<AsyncLink*>(t->data);
-    if (self != nullptr) {
-      auto keep = self->shared_from_this();
-      self->check_deadlines();
-    }
-  }
-
-  void check_deadlines() {
-    auto now = Clock::now();
+  void check_deadlines(Clock::time_point now) {
     while (!inflight_.empty() && inflight_.front()->finished) {
       inflight_.pop_front();
-    }
-    if (state_ == LinkState::connecting && now >= connect_deadline_) {
-      reset_connection("connect " + opts_.endpoint.redacted() + ": timed out");
     }
     bool expired = std::any_of(inflight_.begin(), inflight_.end(), [&](const auto& op) {
       return !op->finished && now >= op->deadline;
@@ -486,7 +387,7 @@ class AsyncLink : public std::enable_shared_from_this<AsyncLink> {
         }
       }
       reset_connection("no reply before the deadline");
-    } else if (state_ == LinkState::ready && !healthy(now)) {
+    } else if (rc_.state() == LinkState::ready && !healthy(now)) {
       reset_connection("health check failed");
     }
     while (!waiting_.empty() && !waiting_.front()->finished && now >= waiting_.front()->deadline) {
@@ -582,34 +483,10 @@ class AsyncLink : public std::enable_shared_from_this<AsyncLink> {
     }
   }
 
-  void schedule_reconnect() {
-    if (retry_ == nullptr || state_ == LinkState::closed) {
-      return;
-    }
-    auto delay = static_cast<std::uint64_t>(
-        backoff_delay(opts_.reconnect_min, opts_.reconnect_max, backoff_attempt_++).count());
-    uv_timer_start(
-        retry_,
-        [](uv_timer_t* t) {
-          auto* self = static_cast<AsyncLink*>(t->data);
-          if (self != nullptr && self->state_ == LinkState::disconnected) {
-            auto keep = self->shared_from_this();
-            self->connect();
-          }
-        },
-        delay, 0);
-  }
-
-  LinkState state_ = LinkState::disconnected;
-  bool started_ = false;
-  StateCallback state_cb_;
-  uv_timer_t* tick_ = nullptr;
-  uv_timer_t* retry_ = nullptr;
-  Clock::time_point connect_deadline_;
+  uv::Reconnector rc_;
   std::shared_ptr<OpState> hello_;
   std::deque<std::shared_ptr<OpState>> waiting_;
   std::deque<std::shared_ptr<OpState>> inflight_;
-  int backoff_attempt_ = 0;
   std::vector<const char*> argv_;
   std::vector<size_t> lens_;
   const std::string eval_ = "EVAL";

@@ -17,8 +17,7 @@
 
 #include "tier/endpoint.hpp"
 #include "tier/op.hpp"
-
-typedef struct uv_loop_s uv_loop_t;
+#include "tier/uv/link.hpp"
 
 namespace tier {
 
@@ -39,14 +38,6 @@ struct AsyncOptions {
   std::string label = "redis";
 };
 
-enum class LinkState { disconnected, connecting, ready, closed };
-const char* to_string(LinkState s) noexcept;
-
-/// Why a link is down, in a word an operator can act on, from the reason a state callback
-/// gave (a Redis or PostgreSQL link): "refused", "timeout", "auth refused", "name not
-/// resolved", "unreachable", "closed by server", or "error" for anything else.
-const char* failure_cause(std::string_view reason) noexcept;
-
 struct LinkCounters {
   std::uint64_t connects = 0;     ///< successful connections (first one included)
   std::uint64_t disconnects = 0;  ///< connections lost or dropped after being ready
@@ -59,9 +50,6 @@ struct LinkCounters {
 namespace detail {
 class AsyncLink;
 }
-
-/// Called on every state change with a one-line reason (never containing secrets).
-using StateCallback = std::function<void(LinkState, const std::string& reason)>;
 
 class AsyncClient {
  public:

@@ -1,10 +1,17 @@
 #include "tier/uv/resolve.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <uv.h>
 
 #include <memory>
 
 namespace tier {
+
+bool is_ip_literal(const std::string& host) {
+  unsigned char buf[sizeof(in6_addr)];
+  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
 
 void resolve_host(uv_loop_t* loop, const std::string& host,
                   std::function<void(Result<std::string>)> done) {
