@@ -1,5 +1,7 @@
 #include "tier/reply.hpp"
 
+#include <algorithm>
+
 #include "tier/op.hpp"
 
 namespace tier {
@@ -35,7 +37,12 @@ Command Command::eval(const Script& s, const std::vector<std::string>& keys,
 
 Error reply_error(const Reply& r, std::string_view what) {
   if (r.is_error()) {
-    return Error{ErrorKind::reply, std::string(what) + ": " + r.str};
+    // Redis errors start with a code word ("NOGROUP No such key ..."), kept for callers.
+    std::string code = r.str.substr(0, r.str.find(' '));
+    const bool is_code = !code.empty() && std::all_of(code.begin(), code.end(), [](char c) {
+      return (c >= 'A' && c <= 'Z') || c == '_';
+    });
+    return Error{ErrorKind::reply, std::string(what) + ": " + r.str, is_code ? code : ""};
   }
   return Error{ErrorKind::protocol, std::string(what) + ": unexpected " + r.type_name() + " reply"};
 }

@@ -23,7 +23,8 @@ const char* to_string(ErrorKind kind) noexcept;
 struct Error {
   ErrorKind kind = ErrorKind::io;
   std::string message;
-  /// PostgreSQL's SQLSTATE for server errors from PgConn (e.g. "23505"); empty otherwise.
+  /// PostgreSQL's SQLSTATE for server errors from PgConn (e.g. "23505"), or the code word of
+  /// a Redis error reply ("NOGROUP", "BUSYGROUP", "WRONGTYPE"); empty otherwise.
   std::string code;
 
   std::string describe() const { return std::string(to_string(kind)) + ": " + message; }

@@ -14,7 +14,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "handlers/write_behind/plan.hpp"
 #include "handlers/write_behind/row.hpp"
+#include "handlers/write_behind/stream.hpp"
 #include "tier/backoff.hpp"
 #include "tier/errors.hpp"
 #include "tier/json_check.hpp"
@@ -33,26 +35,10 @@ std::string default_consumer_name() {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-// One table for the tombstones of every versioned table (in the connection's current schema).
-constexpr const char* kTombstones = "tierd_tombstones";
-// Key locks of a versioned table per transaction, at most (a power of two).
-constexpr int kLockBuckets = 1024;
 using ms = std::chrono::milliseconds;
 using Json = nlohmann::json;
-
-struct Entry {
-  std::string id;
-  std::vector<std::pair<std::string, std::string>> fields;
-  bool deleted = false;      // the entry was XDELed while pending: acknowledge only
-  bool redelivered = false;  // came from a pending read or a claim
-};
-
-// One row to write after coalescing: the newest entry of a key, with the columns of
-// older upserts it supersedes folded in (as if they had been applied in order).
-struct Change : detail::Row {
-  std::size_t winner = 0;            // entry index whose op and version won
-  std::vector<std::size_t> entries;  // every entry index folded into this change
-};
+using detail::Change;
+using detail::Entry;
 
 struct Batch {
   std::vector<Entry> entries;
@@ -68,60 +54,6 @@ struct Batch {
   // PostgreSQL (the loop would otherwise wait idle).
   std::optional<std::vector<PgStatement>> prebuilt;
 };
-
-Error redis_error(const Reply& r, const std::string& what) {
-  return reply_error(r, what);
-}
-
-// [[id, [f, v, ...] | nil], ...] -> entries
-std::vector<Entry> parse_entries(Reply&& list, bool redelivered) {
-  std::vector<Entry> out;
-  if (!list.is_array()) {
-    return out;
-  }
-  out.reserve(list.elements.size());
-  for (auto& e : list.elements) {
-    if (!e.is_array() || e.elements.size() < 2) {
-      continue;
-    }
-    Entry en;
-    en.id = std::move(e.elements[0].str);
-    en.redelivered = redelivered;
-    Reply& f = e.elements[1];
-    if (!f.is_array()) {
-      en.deleted = true;
-    } else {
-      en.fields.reserve(f.elements.size() / 2);
-      for (std::size_t i = 0; i + 1 < f.elements.size(); i += 2) {
-        en.fields.emplace_back(std::move(f.elements[i].str), std::move(f.elements[i + 1].str));
-      }
-    }
-    out.push_back(std::move(en));
-  }
-  return out;
-}
-
-// XREADGROUP reply: nil (timeout) or [[stream, entries]].
-Result<std::vector<Entry>> parse_read(Reply&& r, bool redelivered) {
-  if (r.is_nil()) {
-    return std::vector<Entry>{};
-  }
-  if (!r.is_array()) {
-    return redis_error(r, "XREADGROUP");
-  }
-  std::vector<Entry> out;
-  for (auto& s : r.elements) {
-    if (s.is_array() && s.elements.size() == 2) {
-      auto part = parse_entries(std::move(s.elements[1]), redelivered);
-      std::move(part.begin(), part.end(), std::back_inserter(out));
-    }
-  }
-  return out;
-}
-
-}  // namespace
-
-namespace {
 
 PgConn& postgres_of(tierd::Context& ctx) {
   if (ctx.postgres() == nullptr) {
@@ -141,15 +73,10 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     WriteBehindTable cfg;
     std::string stream;
     std::string dead_stream;
-    std::string target;  // quoted [schema.]table
-    std::optional<std::string> schema;
-    std::string relname;
-    std::set<std::string> allowed;
+    detail::SqlTable sql;   // how the SQL names the table
     detail::RowLayout row;  // columns by index: a row's column set is a bit mask
     // The tombstone key of a row: ARRAY[<alias>.k1::text, ...] (see tombstone_key).
-    std::vector<std::string> quoted_keys;
     Clock::time_point next_prune{};
-    std::set<std::string> json_columns;
     AsyncClient* reader = nullptr;  // the host's connection, for this table's blocking reads
     std::vector<Entry> buffer;
     Clock::time_point buffer_since;
@@ -219,54 +146,14 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       auto t = std::make_unique<Table>();
       t->cfg = cfg;
       std::string where = "write-behind table '" + excerpt(cfg.name) + "'";
-      if (auto bad = check_table_name(cfg.name)) {
-        throw InvalidArgument(where + ": " + bad->message);
+      if (auto bad = detail::check_table(cfg)) {
+        throw InvalidArgument(where + ": " + bad->key + ": " + bad->message);
       }
       if (!names.insert(cfg.name).second) {
         throw InvalidArgument(where + ": configured twice");
       }
-      std::string pgt = cfg.pg_table.empty() ? cfg.name : cfg.pg_table;
-      if (auto bad = check_table_name(pgt)) {
-        throw InvalidArgument(where + ": pg_table: " + bad->message);
-      }
-      auto dot = pgt.find('.');
-      if (dot != std::string::npos) {
-        t->schema = pgt.substr(0, dot);
-        t->relname = pgt.substr(dot + 1);
-        t->target = pg_quote_ident(*t->schema) + "." + pg_quote_ident(t->relname);
-      } else {
-        t->relname = pgt;
-        t->target = pg_quote_ident(pgt);
-      }
-      if (cfg.key_columns.empty()) {
-        throw InvalidArgument(where + ": key_columns must not be empty");
-      }
-      if (cfg.max_rows == 0 || cfg.max_rows > 100000) {
-        throw InvalidArgument(where + ": max_rows must be 1..100000");
-      }
-      if (cfg.max_delay.count() < 0 || cfg.retry_min.count() <= 0 ||
-          cfg.retry_max < cfg.retry_min || cfg.claim_idle.count() <= 0 || cfg.max_deliveries < 0) {
-        throw InvalidArgument(where +
-                              ": max_delay_ms >= 0, 0 < retry_min <= retry_max, "
-                              "claim_idle > 0 and max_deliveries >= 0 are required");
-      }
-      for (const auto* list : {&cfg.key_columns, &cfg.columns}) {
-        for (const auto& c : *list) {
-          pg_quote_ident(c);  // throws on an empty or oversized name
-          t->allowed.insert(c);
-        }
-      }
-      if (!cfg.version_column.empty()) {
-        pg_quote_ident(cfg.version_column);
-        t->allowed.insert(cfg.version_column);
-      }
-      if (t->allowed.size() > 64) {
-        throw InvalidArgument(where + ": at most 64 columns");
-      }
+      t->sql = detail::sql_table(cfg);
       t->row = detail::row_layout(cfg);
-      for (const auto& k : cfg.key_columns) {
-        t->quoted_keys.push_back(pg_quote_ident(k));
-      }
       WriteBehind wb({.prefix = opts.prefix});
       t->stream = wb.stream(cfg.name);
       t->dead_stream = wb.dead_stream(cfg.name);
@@ -367,164 +254,108 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     }
     t->starting = true;
     auto w = weak_from_this();
-    // Group from 0: entries added before the first start are persisted too.
-    commands.run(raw({"XGROUP", "CREATE", t->stream, opts.group, "0", "MKSTREAM"}),
-                 [w, t](Result<Reply> r) {
-                   auto self = w.lock();
-                   if (!self || self->closed) {
-                     return;
-                   }
-                   if (!r.ok() || (r->is_error() && !r->str.starts_with("BUSYGROUP"))) {
-                     t->starting = false;
-                     std::string why = r.ok() ? r->str : r.error().message;
-                     self->ctx.log().warn("write-behind {}: cannot create the group yet: {}",
-                                          t->cfg.name, why);
-                     self->after(t, t->retry_timer, self->backoff(t, t->start_attempt++),
-                                 [](Impl* s, Table* tb) { s->start_table(tb); });
-                     return;
-                   }
-                   self->check_columns(t);
-                 });
+    commands.run(detail::create_group(t->stream, opts.group), [w, t](Result<Unit> r) {
+      auto self = w.lock();
+      if (!self || self->closed) {
+        return;
+      }
+      if (!r.ok()) {
+        t->starting = false;
+        self->ctx.log().warn("write-behind {}: cannot create the group yet: {}", t->cfg.name,
+                             r.error().message);
+        self->after(t, t->retry_timer, self->backoff(t, t->start_attempt++),
+                    [](Impl* s, Table* tb) { s->start_table(tb); });
+        return;
+      }
+      self->check_columns(t);
+    });
   }
 
   void check_columns(Table* t) {
     auto w = weak_from_this();
-    pg.query(
-        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = "
-        "COALESCE($1, current_schema()) AND table_name = $2",
-        {t->schema, t->relname}, [w, t](Result<PgResult> r) {
-          auto self = w.lock();
-          if (!self || self->closed) {
-            return;
-          }
-          if (!r.ok()) {
-            t->starting = false;
-            self->ctx.log().warn("write-behind {}: cannot check the table yet: {}", t->cfg.name,
-                                 r.error().message);
-            self->after(t, t->retry_timer, self->backoff(t, t->start_attempt++),
-                        [](Impl* s, Table* tb) { s->start_table(tb); });
-            return;
-          }
-          std::string where = "write-behind table '" + t->cfg.name + "'";
-          if (r->rows.empty()) {
-            self->report_ready(t, Error{ErrorKind::invalid,
-                                        where + ": PostgreSQL table " + t->target + " not found"});
-            return;
-          }
-          std::map<std::string, std::string> live;
-          for (auto& row : r->rows) {
-            live[row[0].value_or("")] = row[1].value_or("");
-          }
-          auto check = [&](const std::string& col, const std::string& key) -> bool {
-            if (live.count(col) == 0) {
-              self->report_ready(
-                  t, Error{ErrorKind::invalid, where + ": " + key + ": column \"" + col +
-                                                   "\" does not exist in " + t->target});
-              return false;
-            }
-            return true;
-          };
-          for (std::size_t i = 0; i < t->cfg.key_columns.size(); ++i) {
-            if (!check(t->cfg.key_columns[i], "key_columns[" + std::to_string(i) + "]")) {
-              return;
-            }
-          }
-          for (std::size_t i = 0; i < t->cfg.columns.size(); ++i) {
-            if (!check(t->cfg.columns[i], "columns[" + std::to_string(i) + "]")) {
-              return;
-            }
-          }
-          if (!t->cfg.version_column.empty() && !check(t->cfg.version_column, "version_column")) {
-            return;
-          }
-          for (auto& [col, type] : live) {
-            if (type == "json" || type == "jsonb") {
-              t->json_columns.insert(col);
-              auto ci = t->row.colidx.find(col);
-              if (ci != t->row.colidx.end()) {
-                t->row.is_json[static_cast<std::size_t>(ci->second)] = true;
-              }
-            }
-          }
-          self->check_conflict_target(t);
-        });
+    auto q = detail::columns_query(t->sql);
+    pg.query(std::move(q.sql), std::move(q.params), [w, t](Result<PgResult> r) {
+      auto self = w.lock();
+      if (!self || self->closed) {
+        return;
+      }
+      if (!r.ok()) {
+        t->starting = false;
+        self->ctx.log().warn("write-behind {}: cannot check the table yet: {}", t->cfg.name,
+                             r.error().message);
+        self->after(t, t->retry_timer, self->backoff(t, t->start_attempt++),
+                    [](Impl* s, Table* tb) { s->start_table(tb); });
+        return;
+      }
+      std::map<std::string, std::string> live;
+      for (auto& row : r->rows) {
+        live[row[0].value_or("")] = row[1].value_or("");
+      }
+      if (auto bad = detail::check_schema(t->cfg, t->sql, live, t->row)) {
+        self->report_ready(t, Error{ErrorKind::invalid, *bad});
+        return;
+      }
+      self->check_conflict_target(t);
+    });
   }
 
   // EXPLAIN plans the upsert without running it: a key that matches no unique index is a
   // start-up error here rather than a failing batch later.
   void check_conflict_target(Table* t) {
-    std::string cols;
-    std::string nulls;
-    for (const auto& k : t->cfg.key_columns) {
-      cols += (cols.empty() ? "" : ", ") + pg_quote_ident(k);
-      nulls += nulls.empty() ? "NULL" : ", NULL";
-    }
     auto w = weak_from_this();
-    pg.query("EXPLAIN INSERT INTO " + t->target + " (" + cols + ") VALUES (" + nulls +
-                 ") ON CONFLICT (" + cols + ") DO NOTHING",
-             {}, [w, t](Result<PgResult> r) {
-               auto self = w.lock();
-               if (!self || self->closed) {
-                 return;
-               }
-               if (!r.ok() && pg_transient(r.error())) {
-                 t->starting = false;
-                 self->after(t, t->retry_timer, self->backoff(t, t->start_attempt++),
-                             [](Impl* s, Table* tb) { s->start_table(tb); });
-                 return;
-               }
-               if (!r.ok()) {
-                 self->report_ready(
-                     t, Error{ErrorKind::invalid, "write-behind table '" + t->cfg.name +
-                                                      "': key_columns are not a primary key or "
-                                                      "unique index of " +
-                                                      t->target + ": " + r.error().message});
-                 return;
-               }
-               if (!t->cfg.version_column.empty()) {
-                 self->ensure_tombstones(t);
-                 return;
-               }
-               self->begin_reading(t);
-             });
+    auto probe = detail::conflict_probe(t->sql);
+    pg.query(std::move(probe.sql), {}, [w, t](Result<PgResult> r) {
+      auto self = w.lock();
+      if (!self || self->closed) {
+        return;
+      }
+      if (!r.ok() && pg_transient(r.error())) {
+        t->starting = false;
+        self->after(t, t->retry_timer, self->backoff(t, t->start_attempt++),
+                    [](Impl* s, Table* tb) { s->start_table(tb); });
+        return;
+      }
+      if (!r.ok()) {
+        self->report_ready(t,
+                           Error{ErrorKind::invalid, "write-behind table '" + t->cfg.name +
+                                                         "': key_columns are not a primary key or "
+                                                         "unique index of " +
+                                                         t->sql.target + ": " + r.error().message});
+        return;
+      }
+      if (!t->cfg.version_column.empty()) {
+        self->ensure_tombstones(t);
+        return;
+      }
+      self->begin_reading(t);
+    });
   }
 
   // A versioned table needs the tombstone table. The advisory lock serializes workers that
   // start together: CREATE TABLE IF NOT EXISTS alone can fail on a concurrent creation.
   void ensure_tombstones(Table* t) {
     auto w = weak_from_this();
-    pg.transaction(
-        {{"SET LOCAL client_min_messages = warning", {}, std::nullopt},
-         {"SELECT pg_advisory_xact_lock(hashtext('tierd_tombstones'))", {}, std::nullopt},
-         {"CREATE TABLE IF NOT EXISTS " + std::string(kTombstones) +
-              " (table_name text NOT NULL, key text[] NOT NULL, version bigint NOT NULL, "
-              "deleted_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (table_name, key))",
-          {},
-          std::nullopt},
-         {"CREATE INDEX IF NOT EXISTS tierd_tombstones_deleted_at ON " + std::string(kTombstones) +
-              " (deleted_at)",
-          {},
-          std::nullopt}},
-        [w, t](Result<std::vector<PgResult>> r) {
-          auto self = w.lock();
-          if (!self || self->closed) {
-            return;
-          }
-          if (!r.ok() && pg_transient(r.error())) {
-            t->starting = false;
-            self->after(t, t->retry_timer, self->backoff(t, t->start_attempt++),
-                        [](Impl* s, Table* tb) { s->start_table(tb); });
-            return;
-          }
-          if (!r.ok()) {
-            self->report_ready(t, Error{ErrorKind::invalid,
-                                        "write-behind table '" + t->cfg.name +
-                                            "': cannot create the tombstone table " +
-                                            std::string(kTombstones) + ": " + r.error().message});
-            return;
-          }
-          self->begin_reading(t);
-        });
+    pg.transaction(detail::tombstone_ddl(), [w, t](Result<std::vector<PgResult>> r) {
+      auto self = w.lock();
+      if (!self || self->closed) {
+        return;
+      }
+      if (!r.ok() && pg_transient(r.error())) {
+        t->starting = false;
+        self->after(t, t->retry_timer, self->backoff(t, t->start_attempt++),
+                    [](Impl* s, Table* tb) { s->start_table(tb); });
+        return;
+      }
+      if (!r.ok()) {
+        self->report_ready(
+            t,
+            Error{ErrorKind::invalid,
+                  "write-behind table '" + t->cfg.name + "': cannot create the tombstone table " +
+                      std::string(detail::kTombstones) + ": " + r.error().message});
+        return;
+      }
+      self->begin_reading(t);
+    });
   }
 
   void begin_reading(Table* t) {
@@ -537,7 +368,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     t->stats.running = true;
     if (first) {
       ctx.log().info("write-behind {}: consuming {} as {} into {}", t->cfg.name, t->stream,
-                     opts.consumer, t->target);
+                     opts.consumer, t->sql.target);
       report_ready(t, std::nullopt);
     }
     pump_read(t);
@@ -573,51 +404,50 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     switch (t->mode) {
       case Mode::pending:
         // Own pending entries (delivered before a reconnect or restart and not acknowledged).
-        commands.run(raw({"XREADGROUP", "GROUP", opts.group, opts.consumer, "COUNT",
-                          std::to_string(want), "STREAMS", t->stream, t->pending_cursor}),
-                     [w, t](Result<Reply> r) {
-                       auto self = w.lock();
-                       if (self && !self->closed) {
-                         self->on_read(t, std::move(r), Mode::pending);
-                       }
-                     });
+        commands.run(
+            detail::read_group(t->stream, opts.group, opts.consumer, want, t->pending_cursor),
+            [w, t](Result<std::vector<Entry>> r) {
+              if (auto self = w.lock(); self && !self->closed) {
+                self->on_read(t, std::move(r), std::nullopt);
+              }
+            });
         break;
       case Mode::claim:
-        commands.run(raw({"XAUTOCLAIM", t->stream, opts.group, opts.consumer,
-                          std::to_string(t->cfg.claim_idle.count()), t->claim_cursor, "COUNT",
-                          std::to_string(want)}),
-                     [w, t](Result<Reply> r) {
-                       auto self = w.lock();
-                       if (self && !self->closed) {
-                         self->on_read(t, std::move(r), Mode::claim);
+        commands.run(detail::auto_claim(t->stream, opts.group, opts.consumer, t->cfg.claim_idle,
+                                        t->claim_cursor, want),
+                     [w, t](Result<detail::Claimed> r) {
+                       if (auto self = w.lock(); self && !self->closed) {
+                         if (!r.ok()) {
+                           self->on_read(t, r.error(), std::nullopt);
+                         } else {
+                           auto cursor = std::move(r->next_cursor);
+                           self->on_read(t, std::move(r->entries), std::move(cursor));
+                         }
                        }
                      });
         break;
-      case Mode::live: {
+      case Mode::live:
         // A blocking read on the table's own connection: it never holds up the commands.
-        auto op =
-            raw({"XREADGROUP", "GROUP", opts.group, opts.consumer, "COUNT", std::to_string(want),
-                 "BLOCK", std::to_string(opts.block.count()), "STREAMS", t->stream, ">"});
-        op.timeout = opts.block + ms(5000);
-        t->reader->run(std::move(op), [w, t](Result<Reply> r) {
-          auto self = w.lock();
-          if (self && !self->closed) {
-            self->on_read(t, std::move(r), Mode::live);
-          }
-        });
+        t->reader->run(
+            detail::read_group(t->stream, opts.group, opts.consumer, want, ">", opts.block),
+            [w, t](Result<std::vector<Entry>> r) {
+              if (auto self = w.lock(); self && !self->closed) {
+                self->on_read(t, std::move(r), std::nullopt);
+              }
+            });
         break;
-      }
     }
   }
 
-  void on_read(Table* t, Result<Reply> r, Mode mode) {
+  // What a read brought; `claim_cursor` is set for a claim.
+  void on_read(Table* t, Result<std::vector<Entry>> r, std::optional<std::string> claim_cursor) {
     t->reading = false;
-    if (!r.ok() || r->is_error()) {
-      std::string why = r.ok() ? r->str : r.error().message;
-      if (r.ok() && r->str.starts_with("NOGROUP")) {
+    if (!r.ok()) {
+      const Error& e = r.error();
+      if (e.code == "NOGROUP") {
         // The stream or group went away (Redis restarted without persistence, or the key
         // was deleted): create it again.
-        ctx.log().warn("write-behind {}: {}; creating the group again", t->cfg.name, why);
+        ctx.log().warn("write-behind {}: {}; creating the group again", t->cfg.name, e.message);
         t->started = false;
         t->stats.running = false;
         start_table(t);
@@ -629,33 +459,19 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       after(t, t->retry_timer, backoff(t, 0), [](Impl* s, Table* tb) { s->pump_read(tb); });
       return;
     }
-    std::vector<Entry> got;
-    if (mode == Mode::claim) {
-      // [next_cursor, entries, deleted_ids]
-      if (r->is_array() && r->elements.size() >= 2) {
-        std::string next = r->elements[0].str;
-        got = parse_entries(std::move(r->elements[1]), true);
-        t->claim_cursor = next;
-        if (next == "0-0") {
-          t->mode = Mode::live;
-          t->next_claim = Clock::now() + std::max(ms(1000), ms(t->cfg.claim_idle.count() / 2));
-        }
-      } else {
+    std::vector<Entry> got = std::move(r).value();
+    if (claim_cursor) {
+      t->claim_cursor = *claim_cursor;
+      if (*claim_cursor == "0-0") {
         t->mode = Mode::live;
-        t->next_claim = Clock::now() + t->cfg.claim_idle;
+        t->next_claim = Clock::now() + std::max(ms(1000), ms(t->cfg.claim_idle.count() / 2));
       }
-    } else {
-      auto parsed = parse_read(std::move(r).value(), mode == Mode::pending);
-      if (parsed.ok()) {
-        got = std::move(parsed).value();
-      }
-      if (mode == Mode::pending) {
-        if (got.empty()) {
-          t->mode = Mode::claim;
-          t->claim_cursor = "0-0";
-        } else {
-          t->pending_cursor = got.back().id;
-        }
+    } else if (t->mode == Mode::pending) {
+      if (got.empty()) {
+        t->mode = Mode::claim;
+        t->claim_cursor = "0-0";
+      } else {
+        t->pending_cursor = got.back().id;
       }
     }
     // Entries whose ACK is on its way are already written: never write them again.
@@ -736,74 +552,28 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       return;
     }
     auto w = weak_from_this();
-    commands.run(raw({"XPENDING", t->stream, opts.group, lo, hi, "100000", opts.consumer}),
-                 [w, t, batch](Result<Reply> r) {
+    commands.run(detail::delivery_counts(t->stream, opts.group, opts.consumer, lo, hi),
+                 [w, t, batch](Result<std::unordered_map<std::string, long long>> r) {
                    auto self = w.lock();
                    if (!self || self->closed || t->inflight.get() != batch) {
                      return;
                    }
-                   std::unordered_map<std::string, long long> counts;
-                   if (r.ok() && r->is_array()) {
-                     for (const auto& p : r->elements) {
-                       if (p.is_array() && p.elements.size() >= 4) {
-                         counts[p.elements[0].str] = p.elements[3].integer;
-                       }
-                     }
-                   }
-                   self->prepare(t, *batch, counts);
+                   // Unknown counts (the read failed) never hold a batch back.
+                   self->prepare(t, *batch,
+                                 r.ok() ? *r : std::unordered_map<std::string, long long>{});
                    self->launch(t);
                  });
   }
 
   void prepare(Table* t, Batch& b, const std::unordered_map<std::string, long long>& deliveries) {
-    std::unordered_map<std::string, std::size_t> by_key;
-    for (std::size_t i = 0; i < b.entries.size(); ++i) {
-      const Entry& e = b.entries[i];
-      if (e.deleted) {
-        b.ack.push_back(e.id);
-        continue;
-      }
-      auto d = deliveries.find(e.id);
-      if (d != deliveries.end() && t->cfg.max_deliveries > 0 && d->second > t->cfg.max_deliveries) {
-        b.dead.emplace_back(i, "delivered " + std::to_string(d->second) +
-                                   " times, over max_deliveries " +
-                                   std::to_string(t->cfg.max_deliveries));
-        continue;
-      }
-      Change c;
-      if (auto bad = detail::decode_row(t->row, e.fields, c, scratch)) {
-        b.dead.emplace_back(i, "malformed entry: " + *bad);
-        continue;
-      }
-      c.winner = i;
-      c.entries.push_back(i);
-      auto [it, fresh] = by_key.emplace(c.key, b.changes.size());
-      if (fresh) {
-        b.changes.push_back(std::move(c));
-        continue;
-      }
-      // Coalesce: the newest version wins; equal versions: the later entry (stream order).
-      Change& old = b.changes[it->second];
-      ++t->stats.coalesced;
-      if (t->m_coalesced != nullptr) {
-        t->m_coalesced->inc();
-      }
-      bool newer = !old.version || !c.version || *c.version >= *old.version;
-      if (newer) {
-        if (c.op == WriteOp::upsert && old.op == WriteOp::upsert) {
-          for (std::size_t col = 0; col < old.values.size(); ++col) {
-            std::uint64_t bit = 1ULL << col;
-            if ((old.mask & bit) != 0 && (c.mask & bit) == 0) {
-              c.values[col] = std::move(old.values[col]);  // c's own values win
-              c.mask |= bit;
-            }
-          }
-        }
-        c.entries.insert(c.entries.begin(), old.entries.begin(), old.entries.end());
-        old = std::move(c);
-      } else {
-        old.entries.push_back(i);
-      }
+    detail::Coalesced c =
+        detail::coalesce(t->row, b.entries, deliveries, t->cfg.max_deliveries, scratch);
+    b.changes = std::move(c.changes);
+    b.dead = std::move(c.dead);
+    b.ack = std::move(c.ack);
+    t->stats.coalesced += c.folded;
+    if (t->m_coalesced != nullptr) {
+      t->m_coalesced->inc(static_cast<double>(c.folded));
     }
     std::vector<std::size_t> all(b.changes.size());
     for (std::size_t i = 0; i < all.size(); ++i) {
@@ -816,179 +586,8 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     b.ready = true;
   }
 
-  // Statements of one transaction writing these changes: per (op, column set) a staging
-  // table filled by COPY, then one INSERT ... ON CONFLICT or DELETE ... USING.
   std::vector<PgStatement> build(Table* t, const Batch& b, const std::vector<std::size_t>& chunk) {
-    std::map<std::pair<int, std::uint64_t>, std::vector<std::size_t>> groups;
-    for (auto i : chunk) {
-      const Change& c = b.changes[i];
-      groups[{static_cast<int>(c.op), c.mask}].push_back(i);
-    }
-    std::vector<PgStatement> out;
-    std::vector<PgStatement> dml;
-    std::string lock_keys;
-    const auto& vc = t->cfg.version_column;
-    std::string vq = vc.empty() ? "" : pg_quote_ident(vc);
-    int n = 0;
-    for (auto& [shape, idx] : groups) {
-      auto& [op, mask] = shape;
-      std::vector<std::string> cols;
-      std::vector<std::size_t> colpos;
-      for (std::size_t i = 0; i < t->row.colnames.size(); ++i) {
-        if ((mask & (1ULL << i)) != 0) {
-          cols.push_back(t->row.colnames[i]);
-          colpos.push_back(i);
-        }
-      }
-      std::string stage = "wb_stage_" + std::to_string(n++);
-      std::string list;
-      for (const auto& c : cols) {
-        list += (list.empty() ? "" : ", ") + pg_quote_ident(c);
-      }
-      out.push_back({"CREATE TEMP TABLE " + stage + " ON COMMIT DROP AS SELECT " + list + " FROM " +
-                         t->target + " WITH NO DATA",
-                     {},
-                     std::nullopt});
-      std::string data;
-      std::size_t bytes = 0;
-      for (auto i : idx) {
-        for (auto col : colpos) {
-          bytes += b.changes[i].values[col].value_or("").size() + 2;
-        }
-      }
-      data.reserve(bytes + bytes / 8 + 64);
-      for (auto i : idx) {
-        const Change& c = b.changes[i];
-        bool first = true;
-        for (auto col : colpos) {
-          if (!first) {
-            data += '\t';
-          }
-          first = false;
-          pg_copy_escape(data, c.values[col]);
-        }
-        data += '\n';
-      }
-      out.push_back({"COPY " + stage + " (" + list + ") FROM STDIN", {}, std::move(data)});
-      if (!vq.empty()) {
-        lock_keys += std::string(lock_keys.empty() ? "" : " UNION ALL ") + "SELECT hashtext(" +
-                     tombstone_key(t, "s") + "::text) & " + std::to_string(kLockBuckets - 1) +
-                     " AS b, " + (op == static_cast<int>(WriteOp::upsert) ? "false" : "true") +
-                     " AS x FROM " + stage + " AS s";
-      }
-      if (op == static_cast<int>(WriteOp::upsert)) {
-        std::string keys;
-        for (const auto& k : t->cfg.key_columns) {
-          keys += (keys.empty() ? "" : ", ") + pg_quote_ident(k);
-        }
-        std::string set;
-        for (const auto& c : cols) {
-          if (std::find(t->cfg.key_columns.begin(), t->cfg.key_columns.end(), c) ==
-              t->cfg.key_columns.end()) {
-            set +=
-                (set.empty() ? "" : ", ") + pg_quote_ident(c) + " = EXCLUDED." + pg_quote_ident(c);
-          }
-        }
-        std::string sql = "INSERT INTO " + t->target + " AS t (" + list + ") SELECT " + list +
-                          " FROM " + stage + " AS s";
-        std::vector<std::optional<std::string>> params;
-        if (!vq.empty()) {
-          // Never re-create a row over a delete of the same or a newer version.
-          sql += " WHERE NOT EXISTS (SELECT 1 FROM " + std::string(kTombstones) +
-                 " AS d WHERE d.table_name = $1 AND d.key = " + tombstone_key(t, "s") +
-                 " AND d.version >= s." + vq + ")";
-          params.emplace_back(t->target);
-        }
-        sql += " ON CONFLICT (" + keys + ") DO ";
-        if (set.empty()) {
-          sql += "NOTHING";
-        } else {
-          sql += "UPDATE SET " + set;
-          if (!vq.empty()) {
-            // Never apply an old version over a newer one.
-            sql += " WHERE t." + vq + " IS NULL OR t." + vq + " < EXCLUDED." + vq;
-          }
-        }
-        dml.push_back({std::move(sql), params, std::nullopt});
-        if (!vq.empty()) {
-          // A newer upsert supersedes the delete: its tombstone is no longer needed.
-          dml.push_back({"DELETE FROM " + std::string(kTombstones) + " AS d USING " + stage +
-                             " AS s WHERE d.table_name = $1 AND d.key = " + tombstone_key(t, "s") +
-                             " AND d.version < s." + vq,
-                         std::move(params), std::nullopt});
-        }
-      } else {
-        std::string cond;
-        for (const auto& k : t->cfg.key_columns) {
-          cond += (cond.empty() ? "" : " AND ") + std::string("t.") + pg_quote_ident(k) + " = s." +
-                  pg_quote_ident(k);
-        }
-        if (!vq.empty()) {
-          cond += " AND (t." + vq + " IS NULL OR t." + vq + " <= s." + vq + ")";
-          // The tombstone first (the row still tells whether this delete is stale): it keeps
-          // an older upsert of a later batch from re-creating the row.
-          std::string newer_row;
-          for (const auto& k : t->quoted_keys) {
-            newer_row += " AND t." + k + " = s." + k;
-          }
-          dml.push_back({"INSERT INTO " + std::string(kTombstones) +
-                             " AS d (table_name, key, version) SELECT $1, " +
-                             tombstone_key(t, "s") + ", s." + vq + " FROM " + stage +
-                             " AS s WHERE NOT EXISTS (SELECT 1 FROM " + t->target +
-                             " AS t WHERE t." + vq + " > s." + vq + newer_row +
-                             ") ON CONFLICT (table_name, key) DO UPDATE SET version = "
-                             "EXCLUDED.version, deleted_at = EXCLUDED.deleted_at WHERE d.version "
-                             "< EXCLUDED.version",
-                         {t->target},
-                         std::nullopt});
-        }
-        dml.push_back({"DELETE FROM " + t->target + " AS t USING " + stage + " AS s WHERE " + cond,
-                       {},
-                       std::nullopt});
-      }
-    }
-    if (!lock_keys.empty()) {
-      // Row locks alone do not order a delete and an upsert of the same key in two
-      // transactions (the upsert can insert right after the delete commits, past the
-      // tombstone its snapshot did not see). Key locks do: shared for upserts (they stay
-      // concurrent among themselves), exclusive for deletes, taken in one sorted pass so
-      // workers never deadlock. Hashed into buckets to bound the locks per transaction.
-      out.push_back(
-          {"SELECT CASE WHEN x THEN pg_advisory_xact_lock(hashtext($1), b) ELSE "
-           "pg_advisory_xact_lock_shared(hashtext($1), b) END FROM (SELECT b, "
-           "bool_or(x) AS x FROM (" +
-               lock_keys + ") AS u GROUP BY b ORDER BY b) AS g",
-           {t->target},
-           std::nullopt});
-    }
-    std::move(dml.begin(), dml.end(), std::back_inserter(out));
-    return out;
-  }
-
-  static std::string tombstone_key(const Table* t, const std::string& alias) {
-    std::string out = "ARRAY[";
-    for (std::size_t i = 0; i < t->quoted_keys.size(); ++i) {
-      out += (i == 0 ? "" : ", ") + alias + "." + t->quoted_keys[i] + "::text";
-    }
-    return out + "]";
-  }
-
-  // Bounded, so a backlog of expired tombstones never makes one batch slow.
-  PgStatement prune_statement(const Table* t) const {
-    return {"DELETE FROM " + std::string(kTombstones) + " AS d USING (SELECT key FROM " +
-                std::string(kTombstones) +
-                " WHERE table_name = $1 AND deleted_at < now() - make_interval(secs => "
-                "$2::double precision) LIMIT " +
-                std::to_string(opts.tombstone_prune_limit) +
-                ") AS o WHERE d.table_name = $1 AND d.key = o.key AND d.deleted_at < now() - "
-                "make_interval(secs => $2::double precision)",
-            {t->target, std::to_string(opts.tombstone_retention.count())},
-            std::nullopt};
-  }
-
-  static bool rejects_data(const Error& e) {
-    // 21000: two rows of one statement hit the same key (e.g. 1 and "1.0" for a numeric key).
-    return pg_data_error(e) || e.code == "21000";
+    return detail::write_statements(t->sql, t->row, b.changes, chunk);
   }
 
   void run_chunk(Table* t) {
@@ -1011,7 +610,8 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     if (!t->cfg.version_column.empty() && started >= t->next_prune) {
       // Not again before the interval, even if this transaction fails: pruning can wait.
       t->next_prune = started + opts.tombstone_prune_interval;
-      statements.push_back(prune_statement(t));
+      statements.push_back(
+          detail::prune_statement(t->sql, opts.tombstone_retention, opts.tombstone_prune_limit));
     }
     pg.transaction(
         std::move(statements),
@@ -1054,7 +654,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       return;
     }
     const Error& e = r.error();
-    if (rejects_data(e)) {
+    if (detail::rejects_data(e)) {
       b.chunks.pop_front();
       if (chunk.size() == 1) {
         const Change& c = b.changes[chunk[0]];

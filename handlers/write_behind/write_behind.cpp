@@ -5,6 +5,7 @@
 #include <set>
 
 #include "config/yaml.hpp"
+#include "handlers/write_behind/plan.hpp"
 #include "handlers/write_behind/worker.hpp"
 #include "tier/keys.hpp"
 #include "tier/metrics.hpp"
@@ -62,62 +63,24 @@ Settings parse_settings(const YAML::Node& section, const std::string& path) {
          "retry_min_ms", "retry_max_ms", "max_deliveries", "claim_idle_ms"});
     tier::WriteBehindTable c;
     c.name = t.required_string("name");
-    if (auto e = tier::check_table_name(c.name)) {
-      yaml::fail(t.get("name"), t.path_of("name"), e->message);
-    }
     if (!names.insert(c.name).second) {
       yaml::fail(t.get("name"), t.path_of("name"), "table '" + c.name + "' is configured twice");
     }
     c.pg_table = t.string("pg_table", "");
-    if (!c.pg_table.empty()) {
-      if (auto e = tier::check_table_name(c.pg_table)) {
-        yaml::fail(t.get("pg_table"), t.path_of("pg_table"), e->message);
-      }
-    }
     c.key_columns = t.strings("key_columns", {});
-    if (c.key_columns.empty()) {
-      yaml::fail(t.has("key_columns") ? t.get("key_columns") : tables[i], t.path_of("key_columns"),
-                 "needs at least one key column");
-    }
     c.columns = t.strings("columns", {});
     c.version_column = t.string("version_column", "");
-    auto check_col = [&](const std::string& col, const std::string& key) {
-      if (col.empty() || col.size() > 63 || !tier::valid_utf8(col) ||
-          col.find('\0') != std::string::npos) {
-        yaml::fail(t.get(key), t.path_of(key), "column name '" + col + "' is not valid");
-      }
-    };
-    for (const auto& col : c.key_columns) {
-      check_col(col, "key_columns");
-    }
-    for (const auto& col : c.columns) {
-      check_col(col, "columns");
-    }
-    if (!c.version_column.empty()) {
-      check_col(c.version_column, "version_column");
-    }
-    // The worker's limit (a row's columns are a 64-bit mask), checked here so that
-    // --check-config refuses what the daemon could not start.
-    std::set<std::string> all(c.key_columns.begin(), c.key_columns.end());
-    all.insert(c.columns.begin(), c.columns.end());
-    if (!c.version_column.empty()) {
-      all.insert(c.version_column);
-    }
-    if (all.size() > 64) {
-      yaml::fail(t.has("columns") ? t.get("columns") : tables[i], t.path_of("columns"),
-                 "at most 64 columns per table (key, columns and version_column together), got " +
-                     std::to_string(all.size()));
-    }
     c.max_rows = static_cast<std::size_t>(t.integer("max_rows", 1000, 1, 100000));
     c.max_delay = ms(t.integer("max_delay_ms", 200, 0, 3600000));
     c.retry_min = ms(t.integer("retry_min_ms", 100, 1, 3600000));
     c.retry_max = ms(t.integer("retry_max_ms", 10000, 1, 3600000));
-    if (c.retry_max < c.retry_min) {
-      yaml::fail(t.get("retry_max_ms"), t.path_of("retry_max_ms"),
-                 "must not be below retry_min_ms");
-    }
     c.max_deliveries = static_cast<int>(t.integer("max_deliveries", 10, 0, 1000000));
     c.claim_idle = ms(t.integer("claim_idle_ms", 30000, 1, 86400000));
+    // The worker's own checks, under the YAML path of the key they name, so that
+    // --check-config refuses what the daemon could not start.
+    if (auto bad = tier::detail::check_table(c)) {
+      yaml::fail(t.has(bad->key) ? t.get(bad->key) : tables[i], t.path_of(bad->key), bad->message);
+    }
     s.tables.push_back(std::move(c));
   }
   return s;

@@ -1,0 +1,109 @@
+#pragma once
+// What the write-behind worker decides without any I/O: how a batch of stream entries
+// coalesces into rows (newest version wins, equal versions: stream order; the columns of
+// older upserts fold in), which statements write those rows in one transaction, and
+// whether the live table fits the configuration. Tested without a server
+// (tests/handlers/write_behind/test_plan.cpp); the worker runs what these return.
+
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "handlers/write_behind/row.hpp"
+#include "handlers/write_behind/stream.hpp"
+#include "tier/pg/conn.hpp"
+
+namespace tier {
+
+struct WriteBehindTable;
+
+namespace detail {
+
+/// The one table holding the tombstones of every versioned table (in the connection's
+/// current schema).
+inline constexpr const char* kTombstones = "tierd_tombstones";
+/// Key locks of a versioned table per transaction, at most (a power of two).
+inline constexpr int kLockBuckets = 1024;
+
+/// A configured table as the SQL names it.
+struct SqlTable {
+  std::string name;    ///< the configured name (messages)
+  std::string target;  ///< quoted [schema.]table
+  std::optional<std::string> schema;
+  std::string relname;
+  std::vector<std::string> key_columns;
+  std::vector<std::string> quoted_keys;
+  std::string version_column;  ///< empty = not versioned
+};
+
+/// What is wrong with a table's configuration, by the key of its YAML section.
+struct TableProblem {
+  std::string key;  ///< "name", "pg_table", "key_columns", "columns", "max_rows", ...
+  std::string message;
+};
+
+/// Checks a table's names and limits: what can be known without a server. The config
+/// check reports it under the table's YAML path; the worker refuses to start with it.
+std::optional<TableProblem> check_table(const WriteBehindTable& cfg);
+
+/// How the SQL names a table that passed check_table().
+SqlTable sql_table(const WriteBehindTable& cfg);
+
+/// One row to write after coalescing: the newest entry of a key, with the columns of
+/// older upserts it supersedes folded in (as if they had been applied in order).
+struct Change : Row {
+  std::size_t winner = 0;            ///< entry index whose op and version won
+  std::vector<std::size_t> entries;  ///< every entry index folded into this change
+};
+
+struct Coalesced {
+  std::vector<Change> changes;
+  std::vector<std::pair<std::size_t, std::string>> dead;  ///< entry index, error
+  std::vector<std::string> ack;  ///< entries to acknowledge only (deleted while pending)
+  std::size_t folded = 0;        ///< entries folded into a newer one of the same key
+};
+
+/// Decodes and coalesces one batch. An entry delivered more than `max_deliveries` times
+/// (per `deliveries`; 0 = no limit) or malformed goes to `dead` with the reason.
+Coalesced coalesce(const RowLayout& layout, const std::vector<Entry>& entries,
+                   const std::unordered_map<std::string, long long>& deliveries, int max_deliveries,
+                   RowScratch& scratch);
+
+/// The statements of one transaction writing `chunk` (indices into `changes`): per
+/// (op, column set) a staging table filled by COPY, then one INSERT ... ON CONFLICT or
+/// DELETE ... USING; for a versioned table the key locks, the tombstone checks and the
+/// tombstone writes.
+std::vector<PgStatement> write_statements(const SqlTable& t, const RowLayout& layout,
+                                          const std::vector<Change>& changes,
+                                          const std::vector<std::size_t>& chunk);
+
+/// Deletes at most `limit` tombstones of the table older than `retention` (bounded, so a
+/// backlog of expired tombstones never makes one batch slow).
+PgStatement prune_statement(const SqlTable& t, std::chrono::seconds retention, std::size_t limit);
+
+/// Creates the tombstone table once (serialized by an advisory lock: CREATE TABLE IF NOT
+/// EXISTS alone can fail on a concurrent creation).
+std::vector<PgStatement> tombstone_ddl();
+
+/// The live columns of the table (name -> data_type), from information_schema.
+PgStatement columns_query(const SqlTable& t);
+/// EXPLAIN of an upsert on the key columns: fails when they are no conflict target.
+PgStatement conflict_probe(const SqlTable& t);
+
+/// Checks the configured columns against the live ones (name -> data_type) and marks
+/// json/jsonb columns in `layout`. Returns the error naming the table and the YAML key.
+std::optional<std::string> check_schema(const WriteBehindTable& cfg, const SqlTable& t,
+                                        const std::map<std::string, std::string>& live,
+                                        RowLayout& layout);
+
+/// PostgreSQL refused the rows themselves (bisect and dead-letter them), rather than
+/// failing for a reason a retry may fix.
+bool rejects_data(const Error& e);
+
+}  // namespace detail
+}  // namespace tier
