@@ -40,6 +40,52 @@ void sync_counter(tier::metrics::Counter& c, std::uint64_t total) {
   }
 }
 
+/// Every metric the app itself exports, declared once.
+struct AppMetrics {
+  using Registry = tier::metrics::Registry;
+  template <class M>
+  using Family = tier::metrics::Family<M>;
+  using Counter = tier::metrics::Counter;
+  using Gauge = tier::metrics::Gauge;
+
+  explicit AppMetrics(Registry& r)
+      : build_info(r.gauge("tierd_build_info", "Always 1; labels say which build runs")),
+        redis_link_up(r.gauge("tierd_redis_link_up",
+                              "1 when the Redis link is ready (subscriber: subscribed)")),
+        postgres_up(r.gauge("tierd_postgres_up", "1 when the PostgreSQL connection is ready")),
+        link_failures(
+            r.counter("tierd_link_failures_total",
+                      "Connection attempts failed or connections lost, by link and cause")),
+        redis_reconnects(
+            r.counter("tierd_redis_reconnects_total", "Times a Redis link came back after a loss")),
+        postgres_reconnects(r.counter("tierd_postgres_reconnects_total",
+                                      "Times the PostgreSQL connection came back after a loss")),
+        redis_timeouts(
+            r.counter("tierd_redis_timeouts_total", "Redis ops failed by their deadline")),
+        redis_ops_failed(r.counter("tierd_redis_ops_failed_total", "Redis ops that failed")),
+        redis_pending(r.gauge("tierd_redis_pending_ops", "Redis ops queued or in flight")),
+        http_requests(r.counter("tierd_http_requests_total", "HTTP requests answered by a route")),
+        http_bad_requests(
+            r.counter("tierd_http_bad_requests_total", "HTTP requests refused (400, 413, 431)")),
+        http_open(r.gauge("tierd_http_open_connections", "Open HTTP connections")),
+        config_reloads(
+            r.counter("tierd_config_reloads_total", "Config reloads (SIGHUP), by result")) {}
+
+  Family<Gauge>& build_info;
+  Family<Gauge>& redis_link_up;
+  Family<Gauge>& postgres_up;
+  Family<Counter>& link_failures;
+  Family<Counter>& redis_reconnects;
+  Family<Counter>& postgres_reconnects;
+  Family<Counter>& redis_timeouts;
+  Family<Counter>& redis_ops_failed;
+  Family<Gauge>& redis_pending;
+  Family<Counter>& http_requests;
+  Family<Counter>& http_bad_requests;
+  Family<Gauge>& http_open;
+  Family<Counter>& config_reloads;
+};
+
 }  // namespace
 
 std::string version_string() {
@@ -65,6 +111,7 @@ struct App::Impl {
   std::string id;
   std::shared_ptr<spdlog::logger> logger;
   tier::metrics::Registry metrics;
+  AppMetrics meters{metrics};
 
   std::unique_ptr<tier::AsyncClient> redis;
   std::unique_ptr<tier::AsyncSubscriber> subscriber;
@@ -96,6 +143,8 @@ struct App::Impl {
   /// By connection, not label: after a reload the old and the new instance of a handler
   /// each have a link of the same label for a moment.
   std::map<const tier::AsyncClient*, LinkWatch> handler_links;
+  /// Context::report_ready: group -> item -> reporting context -> ready.
+  std::map<std::string, std::map<std::string, std::map<const void*, bool>>> handler_parts;
 
   // A degraded state is logged when it is entered, with its cause, when the cause changes,
   // every kStillDownLogInterval while it lasts, and when it ends: at start as much as later.
@@ -104,14 +153,9 @@ struct App::Impl {
     const bool now_up = s == tier::LinkState::ready;
     const bool pg = &w == &postgres_watch;
     if (pg) {
-      metrics.gauge("tierd_postgres_up", "1 when the PostgreSQL connection is ready")
-          .with()
-          .set(now_up ? 1 : 0);
+      meters.postgres_up.with().set(now_up ? 1 : 0);
     } else {
-      metrics
-          .gauge("tierd_redis_link_up", "1 when the Redis link is ready (subscriber: subscribed)")
-          .with({{"link", w.name}})
-          .set(now_up ? 1 : 0);
+      meters.redis_link_up.with({{"link", w.name}}).set(now_up ? 1 : 0);
     }
     if (stopping) {
       return;
@@ -119,11 +163,7 @@ struct App::Impl {
     const auto now = Clock::now();
     if (s == tier::LinkState::disconnected) {
       const std::string cause = tier::failure_cause(reason);
-      metrics
-          .counter("tierd_link_failures_total",
-                   "Connection attempts failed or connections lost, by link and cause")
-          .with({{"link", w.name}, {"cause", cause}})
-          .inc();
+      meters.link_failures.with({{"link", w.name}, {"cause", cause}}).inc();
       const bool new_cause = cause != w.cause;
       w.cause = cause;
       w.reason = reason;
@@ -150,12 +190,11 @@ struct App::Impl {
     const auto down_for =
         std::chrono::duration_cast<std::chrono::milliseconds>(now - w.down_since).count();
     if (w.was_ready) {
-      metrics
-          .counter(pg ? "tierd_postgres_reconnects_total" : "tierd_redis_reconnects_total",
-                   pg ? "Times the PostgreSQL connection came back after a loss"
-                      : "Times a Redis link came back after a loss")
-          .with(pg ? tier::metrics::Labels{} : tier::metrics::Labels{{"link", w.name}})
-          .inc();
+      if (pg) {
+        meters.postgres_reconnects.with().inc();
+      } else {
+        meters.redis_reconnects.with({{"link", w.name}}).inc();
+      }
     }
     if (w.was_ready && &w == &subscriber_watch) {
       // Pub/sub is at-most-once: what was published meanwhile is gone (DESIGN §3).
@@ -210,27 +249,25 @@ struct App::Impl {
         link(w.name, state, w);
       }
     }
-    // A write_behind table that failed its start-up check (a typo in a column) stores
-    // nothing until the config is fixed: its handler holds tierd_writebehind_table_up at 0.
-    if (const auto* up = metrics.find_gauge("tierd_writebehind_table_up")) {
+    // Parts of handlers that do not work (a write_behind table that failed its start-up
+    // check stores nothing until the config is fixed), by group.
+    for (const auto& [group, items] : handler_parts) {
       std::string down;
-      for (const auto& [labels, gauge] : up->series()) {
-        if (gauge->value() == 0) {
-          for (const auto& [k, v] : labels) {
-            if (k == "table") {
-              // Appended piecewise: GCC 12 at -O3 warns (-Wrestrict, a false positive)
-              // on const char* + std::string&& here.
-              if (!down.empty()) {
-                down += ',';
-              }
-              down += json_escape(v);
-            }
+      for (const auto& [item, reporters] : items) {
+        const bool up = std::any_of(reporters.begin(), reporters.end(),
+                                    [](const auto& reporter) { return reporter.second; });
+        if (!up) {
+          // Appended piecewise: GCC 12 at -O3 warns (-Wrestrict, a false positive) on
+          // const char* + std::string&& here.
+          if (!down.empty()) {
+            down += ',';
           }
+          down += json_escape(item);
         }
       }
       if (!down.empty()) {
         r.ready = false;
-        body += ",\"write_behind_tables_down\":[" + down + "]";
+        body += "," + json_escape(group + "_down") + ":[" + down + "]";
       }
     }
     body = "{\"ready\":" + std::string(r.ready ? "true" : "false") + body;
@@ -244,35 +281,21 @@ struct App::Impl {
 
   void refresh_link_counters() {
     auto sync = [&](const char* link, const tier::LinkCounters& c) {
-      sync_counter(
-          metrics.counter("tierd_redis_timeouts_total", "Redis ops failed by their deadline")
-              .with({{"link", link}}),
-          c.timeouts);
-      sync_counter(metrics.counter("tierd_redis_ops_failed_total", "Redis ops that failed")
-                       .with({{"link", link}}),
-                   c.ops_failed);
+      sync_counter(meters.redis_timeouts.with({{"link", link}}), c.timeouts);
+      sync_counter(meters.redis_ops_failed.with({{"link", link}}), c.ops_failed);
     };
     if (redis) {
       sync("commands", redis->counters());
-      metrics.gauge("tierd_redis_pending_ops", "Redis ops queued or in flight")
-          .with({{"link", "commands"}})
-          .set(static_cast<double>(redis->pending()));
+      meters.redis_pending.with({{"link", "commands"}}).set(static_cast<double>(redis->pending()));
     }
     if (subscriber) {
       sync("subscriber", subscriber->counters());
     }
     if (http) {
       const HttpStats h = http->stats();
-      sync_counter(
-          metrics.counter("tierd_http_requests_total", "HTTP requests answered by a route").with(),
-          h.requests);
-      sync_counter(
-          metrics.counter("tierd_http_bad_requests_total", "HTTP requests refused (400, 413, 431)")
-              .with(),
-          h.bad_requests);
-      metrics.gauge("tierd_http_open_connections", "Open HTTP connections")
-          .with()
-          .set(static_cast<double>(h.open_connections));
+      sync_counter(meters.http_requests.with(), h.requests);
+      sync_counter(meters.http_bad_requests.with(), h.bad_requests);
+      meters.http_open.with().set(static_cast<double>(h.open_connections));
     }
   }
 
@@ -348,14 +371,9 @@ App::~App() {
 tier::Status App::start() {
   Impl& m = *impl_;
   const Config& c = m.config;
-  m.metrics.gauge("tierd_build_info", "Always 1; labels say which build runs")
-      .with({{"version", TIERD_VERSION}})
-      .set(1);
+  m.meters.build_info.with({{"version", TIERD_VERSION}}).set(1);
   for (const char* link : {"commands", "subscriber"}) {
-    m.metrics
-        .gauge("tierd_redis_link_up", "1 when the Redis link is ready (subscriber: subscribed)")
-        .with({{"link", link}})
-        .set(0);
+    m.meters.redis_link_up.with({{"link", link}}).set(0);
   }
 
   tier::AsyncOptions ao;
@@ -382,7 +400,7 @@ tier::Status App::start() {
     m.postgres->on_state([&m](tier::LinkState s, const std::string& why) {
       m.link_state(m.postgres_watch, s, why);
     });
-    m.metrics.gauge("tierd_postgres_up", "1 when the PostgreSQL connection is ready").with().set(0);
+    m.meters.postgres_up.with().set(0);
   }
 
   DispatcherEnv env;
@@ -394,10 +412,7 @@ tier::Status App::start() {
   env.instance_id = m.id;
   env.watch_link = [&m](const std::string& label, tier::AsyncClient& link) {
     m.handler_links.insert_or_assign(&link, Impl::LinkWatch{label, "redis"});
-    m.metrics
-        .gauge("tierd_redis_link_up", "1 when the Redis link is ready (subscriber: subscribed)")
-        .with({{"link", label}})
-        .set(0);
+    m.meters.redis_link_up.with({{"link", label}}).set(0);
     link.on_state([&m, client = &link](tier::LinkState s, const std::string& why) {
       // Closed on purpose (its handler stopped, e.g. after a reload) is not down; the
       // series may belong to the new instance's link of the same label by now.
@@ -419,9 +434,22 @@ tier::Status App::start() {
     const bool still_used = std::any_of(m.handler_links.begin(), m.handler_links.end(),
                                         [&](const auto& e) { return e.second.name == label; });
     if (!still_used) {
-      m.metrics
-          .gauge("tierd_redis_link_up", "1 when the Redis link is ready (subscriber: subscribed)")
-          .remove({{"link", label}});
+      m.meters.redis_link_up.remove({{"link", label}});
+    }
+  };
+  env.report_ready = [&m](const void* who, const std::string& group, const std::string& item,
+                          std::optional<bool> ready) {
+    if (ready) {
+      m.handler_parts[group][item][who] = *ready;
+      return;
+    }
+    // The context is going away: forget its reports, and parts nobody reports any more.
+    for (auto g = m.handler_parts.begin(); g != m.handler_parts.end();) {
+      for (auto i = g->second.begin(); i != g->second.end();) {
+        i->second.erase(who);
+        i = i->second.empty() ? g->second.erase(i) : std::next(i);
+      }
+      g = g->second.empty() ? m.handler_parts.erase(g) : std::next(g);
     }
   };
   m.dispatcher = std::make_unique<Dispatcher>(env);
@@ -491,9 +519,7 @@ bool App::reload() {
                    : load_config(m.options.config_path, m.options.env);
     return apply(c);
   } catch (const ConfigError& e) {
-    m.metrics.counter("tierd_config_reloads_total", "Config reloads (SIGHUP), by result")
-        .with({{"result", "error"}})
-        .inc();
+    m.meters.config_reloads.with({{"result", "error"}}).inc();
     m.logger->error("reload refused, keeping the running config: {}", e.what());
     return false;
   }
@@ -525,18 +551,14 @@ bool App::apply(const Config& next) {
   try {
     m.dispatcher->install(c, resolve(c));
   } catch (const std::exception& e) {
-    m.metrics.counter("tierd_config_reloads_total", "Config reloads (SIGHUP), by result")
-        .with({{"result", "error"}})
-        .inc();
+    m.meters.config_reloads.with({{"result", "error"}}).inc();
     m.logger->error("reload refused, keeping the running config: {}", e.what());
     notify::ready();
     return false;
   }
   m.config = c;
   m.logger->set_level(spdlog::level::from_str(c.log_level));
-  m.metrics.counter("tierd_config_reloads_total", "Config reloads (SIGHUP), by result")
-      .with({{"result", "ok"}})
-      .inc();
+  m.meters.config_reloads.with({{"result", "ok"}}).inc();
   m.logger->info("reloaded {}: {} handler(s)", c.source, c.handlers.size());
   notify::ready();
   return true;

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,6 +34,11 @@ struct HostEnv {
   /// away: the app watches it like its own links. Either may be empty.
   std::function<void(const std::string& label, tier::AsyncClient& link)> watch_link;
   std::function<void(tier::AsyncClient& link)> unwatch_link;
+  /// Context::report_ready of one context (`who`); ready = nullopt forgets every report of
+  /// that context (it is going away). May be empty.
+  std::function<void(const void* who, const std::string& group, const std::string& item,
+                     std::optional<bool> ready)>
+      report_ready;
 };
 
 class HostContext final : public Context {
@@ -44,6 +50,9 @@ class HostContext final : public Context {
       if (env_.unwatch_link) {
         env_.unwatch_link(*entry.second);
       }
+    }
+    if (env_.report_ready) {
+      env_.report_ready(this, {}, {}, std::nullopt);
     }
   }
   HostContext(const HostContext&) = delete;
@@ -71,6 +80,11 @@ class HostContext final : public Context {
   }
   tier::metrics::Registry& metrics() override { return *env_.metrics; }
   spdlog::logger& log() override { return *env_.log; }
+  void report_ready(const std::string& group, const std::string& item, bool ready) override {
+    if (env_.report_ready) {
+      env_.report_ready(this, group, item, ready);
+    }
+  }
   const std::string& instance_id() const override { return env_.instance_id; }
   const std::string& key_prefix() const override { return prefix_; }
   const std::string& handler_name() const override { return name_; }

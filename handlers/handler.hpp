@@ -112,6 +112,12 @@ class Context {
                                   std::function<void()> cb) = 0;
   virtual tier::metrics::Registry& metrics() = 0;
   virtual spdlog::logger& log() = 0;
+  /// Tells readiness (/readyz) whether one part of this handler works, e.g.
+  /// ("write_behind_tables", "orders", false) while a table fails its start-up check.
+  /// /readyz lists a part under "<group>_down" while no live handler instance reports it
+  /// ready (during a reload the old instance's report counts until it is gone); an
+  /// instance's reports are forgotten with its context.
+  virtual void report_ready(const std::string& group, const std::string& item, bool ready) = 0;
   /// "host:pid", for leader locks and consumer names.
   virtual const std::string& instance_id() const = 0;
   /// Prefix that stands before every key this daemon touches (DESIGN §4); may be empty.

@@ -1,10 +1,9 @@
 #include "tier/metrics.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <stdexcept>
-
-#include <charconv>
 
 namespace tier::metrics {
 
@@ -130,11 +129,48 @@ const Registry::Entry* Registry::find_entry(std::string_view name) const {
   return nullptr;
 }
 
+namespace {
+
+// Prometheus data model: [a-zA-Z_:][a-zA-Z0-9_:]* for metric names.
+bool valid_metric_name(std::string_view name) {
+  if (name.empty() || (name[0] >= '0' && name[0] <= '9')) {
+    return false;
+  }
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == ':';
+  });
+}
+
+}  // namespace
+
+Registry::Entry* Registry::declare(Type type, const std::string& name, const std::string& help) {
+  // Declarations are code, not input: a bad one is a programming error, found by any test
+  // that builds the component.
+  if (!valid_metric_name(name)) {
+    throw std::logic_error("metric name '" + name + "' is not a valid Prometheus name");
+  }
+  if (help.empty()) {
+    throw std::logic_error("metric " + name + " declared without help text");
+  }
+  Entry* e = find_entry(name);
+  if (e == nullptr) {
+    return nullptr;
+  }
+  if (e->type != type) {
+    throw std::logic_error("metric " + name + " declared with two types");
+  }
+  const std::string& declared = type == Type::counter ? e->counter->help()
+                                : type == Type::gauge ? e->gauge->help()
+                                                      : e->histogram->help();
+  if (declared != help) {
+    throw std::logic_error("metric " + name + " declared twice with different help texts");
+  }
+  return e;
+}
+
 Family<Counter>& Registry::counter(const std::string& name, const std::string& help) {
-  if (Entry* e = find_entry(name)) {
-    if (e->type != Type::counter) {
-      throw std::logic_error("metric " + name + " declared with two types");
-    }
+  if (Entry* e = declare(Type::counter, name, help)) {
     return *e->counter;
   }
   Entry e{Type::counter, std::make_unique<Family<Counter>>(name, help), nullptr, nullptr};
@@ -143,10 +179,7 @@ Family<Counter>& Registry::counter(const std::string& name, const std::string& h
 }
 
 Family<Gauge>& Registry::gauge(const std::string& name, const std::string& help) {
-  if (Entry* e = find_entry(name)) {
-    if (e->type != Type::gauge) {
-      throw std::logic_error("metric " + name + " declared with two types");
-    }
+  if (Entry* e = declare(Type::gauge, name, help)) {
     return *e->gauge;
   }
   Entry e{Type::gauge, nullptr, std::make_unique<Family<Gauge>>(name, help), nullptr};
@@ -156,21 +189,13 @@ Family<Gauge>& Registry::gauge(const std::string& name, const std::string& help)
 
 Family<Histogram>& Registry::histogram(const std::string& name, const std::string& help,
                                        std::vector<double> bounds) {
-  if (Entry* e = find_entry(name)) {
-    if (e->type != Type::histogram) {
-      throw std::logic_error("metric " + name + " declared with two types");
-    }
+  if (Entry* e = declare(Type::histogram, name, help)) {
     return *e->histogram;
   }
   Entry e{Type::histogram, nullptr, nullptr,
           std::make_unique<Family<Histogram>>(name, help, std::move(bounds))};
   entries_.emplace_back(name, std::move(e));
   return *entries_.back().second.histogram;
-}
-
-const Family<Gauge>* Registry::find_gauge(std::string_view name) const {
-  const Entry* e = find_entry(name);
-  return e == nullptr || e->type != Type::gauge ? nullptr : e->gauge.get();
 }
 
 double Registry::value(std::string_view name, const Labels& labels) const {

@@ -119,8 +119,10 @@ class Registry {
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;
 
-  /// Declares (or returns the already declared) family. Declaring a name again with
-  /// another type throws std::logic_error: that is a programming error.
+  /// Declares (or returns the already declared) family. A name that is not a Prometheus
+  /// name, an empty help text, or a second declaration with another type or help throws
+  /// std::logic_error: that is a programming error. Components declare their families
+  /// once, in a struct, and keep the references.
   Family<Counter>& counter(const std::string& name, const std::string& help);
   Family<Gauge>& gauge(const std::string& name, const std::string& help);
   Family<Histogram>& histogram(const std::string& name, const std::string& help,
@@ -128,9 +130,6 @@ class Registry {
 
   /// Current value of a counter or gauge series, or a histogram's count; 0 when absent.
   double value(std::string_view name, const Labels& labels = {}) const;
-  /// The gauge family of this name (read-only, e.g. for /readyz); nullptr when it was never
-  /// declared or is not a gauge.
-  const Family<Gauge>* find_gauge(std::string_view name) const;
 
   /// Every family, in declaration order, in Prometheus text format 0.0.4.
   std::string render() const;
@@ -142,6 +141,9 @@ class Registry {
     std::unique_ptr<Family<Gauge>> gauge;
     std::unique_ptr<Family<Histogram>> histogram;
   };
+  /// Validates a declaration; the entry when the name is declared already (same type and
+  /// help), nullptr when it is new. Throws std::logic_error on a bad or conflicting one.
+  Entry* declare(Type type, const std::string& name, const std::string& help);
   Entry* find_entry(std::string_view name);
   const Entry* find_entry(std::string_view name) const;
 

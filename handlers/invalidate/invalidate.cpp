@@ -45,41 +45,45 @@ class Invalidate final : public Handler {
  private:
   struct Job;
 
+  /// The handler's metrics, declared once (every instance shares the families).
+  struct Families {
+    explicit Families(tier::metrics::Registry& r)
+        : deleted(r.counter("tierd_invalidate_keys_deleted_total",
+                            "Keys deleted by the invalidate handler, by how they were named")),
+          jobs(r.counter("tierd_invalidate_jobs_total",
+                         "Invalidation jobs (one UNLINK batch set or one pattern scan)")),
+          job_seconds(r.histogram("tierd_invalidate_job_duration_seconds",
+                                  "Time a pattern deletion took, from start to last step")),
+          pattern_jobs(r.gauge("tierd_invalidate_pattern_jobs",
+                               "Pattern deletions running or waiting for a slot")),
+          rejected(r.counter("tierd_invalidate_rejected_total",
+                             "Messages the invalidate handler refused (bad or hostile content)")) {}
+    tier::metrics::Family<tier::metrics::Counter>& deleted;
+    tier::metrics::Family<tier::metrics::Counter>& jobs;
+    tier::metrics::Family<tier::metrics::Histogram>& job_seconds;
+    tier::metrics::Family<tier::metrics::Gauge>& pattern_jobs;
+    tier::metrics::Family<tier::metrics::Counter>& rejected;
+  };
+
   struct State {
     State(Context& c, invalidate::Settings s)
         : ctx(c),
           settings(std::move(s)),
-          labels{{"handler", c.handler_name()}},
-          deleted_keys(
-              c.metrics()
-                  .counter("tierd_invalidate_keys_deleted_total",
-                           "Keys deleted by the invalidate handler, by how they were named")
-                  .with({{"handler", c.handler_name()}, {"kind", "key"}})),
-          deleted_by_pattern(c.metrics()
-                                 .counter("tierd_invalidate_keys_deleted_total", "")
-                                 .with({{"handler", c.handler_name()}, {"kind", "pattern"}})),
-          jobs_ok(c.metrics()
-                      .counter("tierd_invalidate_jobs_total",
-                               "Invalidation jobs (one UNLINK batch set or one pattern scan)")
-                      .with({{"handler", c.handler_name()}, {"result", "ok"}})),
-          jobs_failed(c.metrics()
-                          .counter("tierd_invalidate_jobs_total", "")
-                          .with({{"handler", c.handler_name()}, {"result", "error"}})),
-          job_seconds(c.metrics()
-                          .histogram("tierd_invalidate_job_duration_seconds",
-                                     "Time a pattern deletion took, from start to last step")
-                          .with({{"handler", c.handler_name()}})),
-          pattern_jobs(c.metrics()
-                           .gauge("tierd_invalidate_pattern_jobs",
-                                  "Pattern deletions running or waiting for a slot")
-                           .with({{"handler", c.handler_name()}, {"state", "running"}})),
-          pattern_waiting(c.metrics()
-                              .gauge("tierd_invalidate_pattern_jobs", "")
-                              .with({{"handler", c.handler_name()}, {"state", "waiting"}})) {}
+          families(c.metrics()),
+          deleted_keys(families.deleted.with({{"handler", c.handler_name()}, {"kind", "key"}})),
+          deleted_by_pattern(
+              families.deleted.with({{"handler", c.handler_name()}, {"kind", "pattern"}})),
+          jobs_ok(families.jobs.with({{"handler", c.handler_name()}, {"result", "ok"}})),
+          jobs_failed(families.jobs.with({{"handler", c.handler_name()}, {"result", "error"}})),
+          job_seconds(families.job_seconds.with({{"handler", c.handler_name()}})),
+          pattern_jobs(
+              families.pattern_jobs.with({{"handler", c.handler_name()}, {"state", "running"}})),
+          pattern_waiting(
+              families.pattern_jobs.with({{"handler", c.handler_name()}, {"state", "waiting"}})) {}
 
     Context& ctx;
     invalidate::Settings settings;
-    tier::metrics::Labels labels;
+    Families families;
     tier::metrics::Counter& deleted_keys;
     tier::metrics::Counter& deleted_by_pattern;
     tier::metrics::Counter& jobs_ok;
@@ -97,11 +101,7 @@ class Invalidate final : public Handler {
     std::deque<std::function<void()>> waiting_patterns;
 
     void rejected(const std::string& reason) {
-      ctx.metrics()
-          .counter("tierd_invalidate_rejected_total",
-                   "Messages the invalidate handler refused (bad or hostile content)")
-          .with({{"handler", ctx.handler_name()}, {"reason", reason}})
-          .inc();
+      families.rejected.with({{"handler", ctx.handler_name()}, {"reason", reason}}).inc();
     }
     void finished_one() {
       --active;

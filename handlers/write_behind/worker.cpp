@@ -40,6 +40,35 @@ using Json = nlohmann::json;
 using detail::Change;
 using detail::Entry;
 
+/// The worker's metrics, declared once (per table series below them).
+struct Families {
+  explicit Families(metrics::Registry& r)
+      : rows(r.counter("tierd_writebehind_rows_total",
+                       "Rows written to PostgreSQL (after coalescing)")),
+        batches(r.counter("tierd_writebehind_batches_total", "Committed batch transactions")),
+        coalesced(r.counter("tierd_writebehind_coalesced_total",
+                            "Entries folded into a newer entry of the same key")),
+        retries(r.counter("tierd_writebehind_retries_total",
+                          "Batch transactions retried after a transient error")),
+        dead(r.counter("tierd_writebehind_dead_letters_total",
+                       "Entries moved to the dead-letter stream")),
+        latency(r.histogram("tierd_writebehind_batch_seconds",
+                            "Latency of a committed batch transaction")),
+        pending(r.gauge("tierd_writebehind_pending", "Entries delivered and not acknowledged")),
+        oldest(r.gauge("tierd_writebehind_oldest_pending_seconds",
+                       "Age of the oldest pending entry (Redis clock)")),
+        up(r.gauge("tierd_writebehind_table_up", "1 when the table passed its start-up checks")) {}
+  metrics::Family<metrics::Counter>& rows;
+  metrics::Family<metrics::Counter>& batches;
+  metrics::Family<metrics::Counter>& coalesced;
+  metrics::Family<metrics::Counter>& retries;
+  metrics::Family<metrics::Counter>& dead;
+  metrics::Family<metrics::Histogram>& latency;
+  metrics::Family<metrics::Gauge>& pending;
+  metrics::Family<metrics::Gauge>& oldest;
+  metrics::Family<metrics::Gauge>& up;
+};
+
 struct Batch {
   std::vector<Entry> entries;
   std::vector<Change> changes;
@@ -101,7 +130,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     int start_attempt = 0;
     bool logged_retry = false;
     WriteBehindStats stats;
-    // Metric series (nullptr without a registry).
+    // Metric series of this table.
     metrics::Counter* m_rows = nullptr;
     metrics::Counter* m_batches = nullptr;
     metrics::Counter* m_coalesced = nullptr;
@@ -110,13 +139,14 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     metrics::Histogram* m_latency = nullptr;
     metrics::Gauge* m_pending = nullptr;
     metrics::Gauge* m_oldest = nullptr;
+    metrics::Gauge* m_up = nullptr;
   };
 
   tierd::Context& ctx;
   AsyncClient& commands;
   PgConn& pg;
   WriteBehindWorkerOptions opts;
-  metrics::Registry* registry;
+  Families families;
   std::vector<std::unique_ptr<Table>> tables;
   std::function<void(Status)> ready_cb;
   std::size_t tables_ready = 0;
@@ -128,7 +158,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
   detail::RowScratch scratch;  // reused by every decode_row()
 
   Impl(tierd::Context& c, PgConn& p, WriteBehindWorkerOptions o)
-      : ctx(c), commands(c.redis()), pg(p), opts(std::move(o)), registry(&c.metrics()) {
+      : ctx(c), commands(c.redis()), pg(p), opts(std::move(o)), families(c.metrics()) {
     if (opts.consumer.empty()) {
       opts.consumer = default_consumer_name();
     }
@@ -157,39 +187,16 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       WriteBehind wb({.prefix = opts.prefix});
       t->stream = wb.stream(cfg.name);
       t->dead_stream = wb.dead_stream(cfg.name);
-      if (registry != nullptr) {
-        metrics::Labels l{{"table", cfg.name}};
-        t->m_rows = &registry
-                         ->counter("tierd_writebehind_rows_total",
-                                   "Rows written to PostgreSQL (after coalescing)")
-                         .with(l);
-        t->m_batches =
-            &registry->counter("tierd_writebehind_batches_total", "Committed batch transactions")
-                 .with(l);
-        t->m_coalesced = &registry
-                              ->counter("tierd_writebehind_coalesced_total",
-                                        "Entries folded into a newer entry of the same key")
-                              .with(l);
-        t->m_retries = &registry
-                            ->counter("tierd_writebehind_retries_total",
-                                      "Batch transactions retried after a transient error")
-                            .with(l);
-        t->m_dead = &registry
-                         ->counter("tierd_writebehind_dead_letters_total",
-                                   "Entries moved to the dead-letter stream")
-                         .with(l);
-        t->m_latency = &registry
-                            ->histogram("tierd_writebehind_batch_seconds",
-                                        "Latency of a committed batch transaction")
-                            .with(l);
-        t->m_pending =
-            &registry->gauge("tierd_writebehind_pending", "Entries delivered and not acknowledged")
-                 .with(l);
-        t->m_oldest = &registry
-                           ->gauge("tierd_writebehind_oldest_pending_seconds",
-                                   "Age of the oldest pending entry (Redis clock)")
-                           .with(l);
-      }
+      const metrics::Labels l{{"table", cfg.name}};
+      t->m_rows = &families.rows.with(l);
+      t->m_batches = &families.batches.with(l);
+      t->m_coalesced = &families.coalesced.with(l);
+      t->m_retries = &families.retries.with(l);
+      t->m_dead = &families.dead.with(l);
+      t->m_latency = &families.latency.with(l);
+      t->m_pending = &families.pending.with(l);
+      t->m_oldest = &families.oldest.with(l);
+      t->m_up = &families.up.with(l);
       tables.push_back(std::move(t));
     }
   }
@@ -216,6 +223,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
   void start(std::function<void(Status)> ready) {
     ready_cb = std::move(ready);
     for (auto& t : tables) {
+      table_up(t.get(), false);  // nothing is stored before the live table is checked
       // A connection of its own: a blocking read must not hold up the short commands.
       t->reader = &ctx.redis_connection("writebehind-reader:" + t->cfg.name, opts.block + ms(5000));
       start_table(t.get());
@@ -230,7 +238,14 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     }
   }
 
+  // Readiness (/readyz, tierd_writebehind_table_up) follows each table's start-up checks.
+  void table_up(Table* t, bool up) {
+    t->m_up->set(up ? 1 : 0);
+    ctx.report_ready("write_behind_tables", t->cfg.name, up);
+  }
+
   void report_ready(Table* t, std::optional<Error> error) {
+    table_up(t, !error);
     if (error) {
       t->failed = true;
       ctx.log().error("{}", error->message);

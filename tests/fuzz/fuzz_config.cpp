@@ -78,6 +78,7 @@ class FuzzContext final : public tierd::Context {
   }
   tier::metrics::Registry& metrics() override { return metrics_; }
   spdlog::logger& log() override { return *links().log; }
+  void report_ready(const std::string&, const std::string&, bool) override {}
   const std::string& instance_id() const override { return instance_; }
   const std::string& key_prefix() const override { return prefix_; }
   const std::string& handler_name() const override { return name_; }
