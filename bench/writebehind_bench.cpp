@@ -94,8 +94,8 @@ int cmd_preload(const std::string& url, long n, const std::string& table) {
   return 0;
 }
 
-tier::WriteBehindTable table_config(std::size_t max_rows) {
-  tier::WriteBehindTable t;
+tierd::wb::WriteBehindTable table_config(std::size_t max_rows) {
+  tierd::wb::WriteBehindTable t;
   t.name = kTable;
   t.key_columns = {"project_id", "code_hash"};
   t.columns = {"result", "updated_at"};
@@ -121,7 +121,7 @@ int run_worker(const std::string& url, const std::string& conninfo, long target,
   po.query_timeout = 60s;
   tier::PgConn pg(&loop, po);
   pg.start();
-  tier::WriteBehindWorkerOptions wo;
+  tierd::wb::WriteBehindWorkerOptions wo;
   wo.tables = {table_config(max_rows)};
   wo.block = 100ms;
   wo.batch_timeout = 60s;
@@ -136,9 +136,9 @@ int run_worker(const std::string& url, const std::string& conninfo, long target,
   env.postgres = &pg;
   env.metrics = &metrics;
   env.log = log.get();
-  env.instance_id = tier::default_consumer_name();
+  env.instance_id = tierd::wb::default_consumer_name();
   auto ctx = std::make_unique<tierd::HostContext>(env, "write_behind", "");
-  auto worker = std::make_unique<tier::WriteBehindWorker>(*ctx, wo);
+  auto worker = std::make_unique<tierd::wb::WriteBehindWorker>(*ctx, wo);
   bool started = false;
   worker->start([&](tier::Status s) {
     if (!s.ok()) {

@@ -1,6 +1,6 @@
 #pragma once
 // Write-behind, library side (DESIGN §3, §5): apps append rows to the stream
-// writebehind:{table}; tierd's worker (writebehind_worker.hpp) persists them to PostgreSQL.
+// writebehind:{table}; tierd's write_behind handler (handlers/write_behind/) persists them to PostgreSQL.
 // Record: XADD writebehind:{table} * op upsert|delete row <json object> [version <int>].
 
 #include <chrono>

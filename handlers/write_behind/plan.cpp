@@ -8,7 +8,9 @@
 #include "tier/json_check.hpp"
 #include "tier/writebehind.hpp"
 
-namespace tier::detail {
+namespace tierd::wb {
+
+using namespace tier;
 
 namespace {
 
@@ -396,4 +398,4 @@ bool rejects_data(const Error& e) {
   return pg_data_error(e) || e.code == "21000";
 }
 
-}  // namespace tier::detail
+}  // namespace tierd::wb

@@ -18,11 +18,9 @@
 #include "handlers/write_behind/stream.hpp"
 #include "tier/pg/conn.hpp"
 
-namespace tier {
+namespace tierd::wb {
 
 struct WriteBehindTable;
-
-namespace detail {
 
 /// The one table holding the tombstones of every versioned table (in the connection's
 /// current schema).
@@ -78,22 +76,23 @@ Coalesced coalesce(const RowLayout& layout, const std::vector<Entry>& entries,
 /// (op, column set) a staging table filled by COPY, then one INSERT ... ON CONFLICT or
 /// DELETE ... USING; for a versioned table the key locks, the tombstone checks and the
 /// tombstone writes.
-std::vector<PgStatement> write_statements(const SqlTable& t, const RowLayout& layout,
-                                          const std::vector<Change>& changes,
-                                          const std::vector<std::size_t>& chunk);
+std::vector<tier::PgStatement> write_statements(const SqlTable& t, const RowLayout& layout,
+                                                const std::vector<Change>& changes,
+                                                const std::vector<std::size_t>& chunk);
 
 /// Deletes at most `limit` tombstones of the table older than `retention` (bounded, so a
 /// backlog of expired tombstones never makes one batch slow).
-PgStatement prune_statement(const SqlTable& t, std::chrono::seconds retention, std::size_t limit);
+tier::PgStatement prune_statement(const SqlTable& t, std::chrono::seconds retention,
+                                  std::size_t limit);
 
 /// Creates the tombstone table once (serialized by an advisory lock: CREATE TABLE IF NOT
 /// EXISTS alone can fail on a concurrent creation).
-std::vector<PgStatement> tombstone_ddl();
+std::vector<tier::PgStatement> tombstone_ddl();
 
 /// The live columns of the table (name -> data_type), from information_schema.
-PgStatement columns_query(const SqlTable& t);
+tier::PgStatement columns_query(const SqlTable& t);
 /// EXPLAIN of an upsert on the key columns: fails when they are no conflict target.
-PgStatement conflict_probe(const SqlTable& t);
+tier::PgStatement conflict_probe(const SqlTable& t);
 
 /// Checks the configured columns against the live ones (name -> data_type) and marks
 /// json/jsonb columns in `layout`. Returns the error naming the table and the YAML key.
@@ -103,7 +102,6 @@ std::optional<std::string> check_schema(const WriteBehindTable& cfg, const SqlTa
 
 /// PostgreSQL refused the rows themselves (bisect and dead-letter them), rather than
 /// failing for a reason a retry may fix.
-bool rejects_data(const Error& e);
+bool rejects_data(const tier::Error& e);
 
-}  // namespace detail
-}  // namespace tier
+}  // namespace tierd::wb

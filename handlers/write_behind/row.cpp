@@ -9,7 +9,9 @@
 #include "tier/json_check.hpp"
 #include "tier/keys.hpp"
 
-namespace tier::detail {
+namespace tierd::wb {
+
+using namespace tier;
 
 namespace {
 
@@ -266,4 +268,4 @@ std::optional<std::string> decode_row(const RowLayout& layout, const Fields& ent
   return std::nullopt;
 }
 
-}  // namespace tier::detail
+}  // namespace tierd::wb

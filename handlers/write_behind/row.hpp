@@ -14,11 +14,9 @@
 
 #include "tier/writebehind.hpp"
 
-namespace tier {
+namespace tierd::wb {
 
 struct WriteBehindTable;
-
-namespace detail {
 
 /// The columns of one table by index (sorted names), so that a row's column set is a bit
 /// mask, not a map.
@@ -48,7 +46,7 @@ struct RawValue {
 
 /// A decoded entry: the row as the worker writes it.
 struct Row {
-  WriteOp op = WriteOp::upsert;
+  tier::WriteOp op = tier::WriteOp::upsert;
   std::vector<std::optional<std::string>> values;  ///< by column index; nullopt = NULL
   std::uint64_t mask = 0;                          ///< the columns the row carries
   std::optional<long long> version;
@@ -68,5 +66,4 @@ using Fields = std::vector<std::pair<std::string, std::string>>;
 std::optional<std::string> decode_row(const RowLayout& layout, const Fields& entry, Row& out,
                                       RowScratch& scratch);
 
-}  // namespace detail
-}  // namespace tier
+}  // namespace tierd::wb

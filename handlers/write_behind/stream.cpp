@@ -2,7 +2,9 @@
 
 #include <iterator>
 
-namespace tier::detail {
+namespace tierd::wb {
+
+using namespace tier;
 
 Op<Unit> create_group(const std::string& stream, const std::string& group) {
   return single<Unit>(Command::of({"XGROUP", "CREATE", stream, group, "0", "MKSTREAM"}),
@@ -117,4 +119,4 @@ Op<std::unordered_map<std::string, long long>> delivery_counts(const std::string
       });
 }
 
-}  // namespace tier::detail
+}  // namespace tierd::wb

@@ -12,7 +12,7 @@
 
 #include "tier/op.hpp"
 
-namespace tier::detail {
+namespace tierd::wb {
 
 /// One stream entry as read by the worker.
 struct Entry {
@@ -24,15 +24,15 @@ struct Entry {
 
 /// XGROUP CREATE ... MKSTREAM from 0 (entries added before the first start count too); a
 /// group that already exists is success.
-Op<Unit> create_group(const std::string& stream, const std::string& group);
+tier::Op<tier::Unit> create_group(const std::string& stream, const std::string& group);
 
 /// XREADGROUP of up to `count` entries after `cursor` ("0" and on: own pending entries,
 /// marked redelivered; ">" new entries). `block` makes it a blocking read (its deadline
 /// is extended past the block). A timeout of a blocking read is an empty result.
-Op<std::vector<Entry>> read_group(const std::string& stream, const std::string& group,
-                                  const std::string& consumer, std::size_t count,
-                                  const std::string& cursor,
-                                  std::optional<std::chrono::milliseconds> block = std::nullopt);
+tier::Op<std::vector<Entry>> read_group(
+    const std::string& stream, const std::string& group, const std::string& consumer,
+    std::size_t count, const std::string& cursor,
+    std::optional<std::chrono::milliseconds> block = std::nullopt);
 
 struct Claimed {
   std::string next_cursor;  ///< "0-0" when the scan of the pending list is complete
@@ -40,18 +40,18 @@ struct Claimed {
 };
 
 /// XAUTOCLAIM of entries idle at least `min_idle` in the group, from `cursor`.
-Op<Claimed> auto_claim(const std::string& stream, const std::string& group,
-                       const std::string& consumer, std::chrono::milliseconds min_idle,
-                       const std::string& cursor, std::size_t count);
+tier::Op<Claimed> auto_claim(const std::string& stream, const std::string& group,
+                             const std::string& consumer, std::chrono::milliseconds min_idle,
+                             const std::string& cursor, std::size_t count);
 
 /// XPENDING (extended form) between two ids of one consumer: each entry's delivery count.
-Op<std::unordered_map<std::string, long long>> delivery_counts(const std::string& stream,
-                                                               const std::string& group,
-                                                               const std::string& consumer,
-                                                               const std::string& lo,
-                                                               const std::string& hi);
+tier::Op<std::unordered_map<std::string, long long>> delivery_counts(const std::string& stream,
+                                                                     const std::string& group,
+                                                                     const std::string& consumer,
+                                                                     const std::string& lo,
+                                                                     const std::string& hi);
 
 /// Decoders of the replies above, for tests and fuzzing: [[id, [f, v, ...] | nil], ...].
-std::vector<Entry> decode_entries(Reply&& list, bool redelivered);
+std::vector<Entry> decode_entries(tier::Reply&& list, bool redelivered);
 
-}  // namespace tier::detail
+}  // namespace tierd::wb

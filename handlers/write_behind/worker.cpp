@@ -24,9 +24,12 @@
 #include "tier/metrics.hpp"
 #include "tier/op.hpp"
 #include "tier/script.hpp"
+#include "tier/uv/async_client.hpp"
 #include "tier/writebehind.hpp"
 
-namespace tier {
+namespace tierd::wb {
+
+using namespace tier;
 
 std::string default_consumer_name() {
   return host_pid();
@@ -37,8 +40,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using ms = std::chrono::milliseconds;
 using Json = nlohmann::json;
-using detail::Change;
-using detail::Entry;
 
 /// The worker's metrics, declared once (per table series below them).
 struct Families {
@@ -84,7 +85,7 @@ struct Batch {
   std::optional<std::vector<PgStatement>> prebuilt;
 };
 
-PgConn& postgres_of(tierd::Context& ctx) {
+PgConn& postgres_of(Context& ctx) {
   if (ctx.postgres() == nullptr) {
     throw InvalidArgument("write-behind needs a PostgreSQL connection (postgres.conninfo)");
   }
@@ -102,15 +103,15 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     WriteBehindTable cfg;
     std::string stream;
     std::string dead_stream;
-    detail::SqlTable sql;   // how the SQL names the table
-    detail::RowLayout row;  // columns by index: a row's column set is a bit mask
+    SqlTable sql;   // how the SQL names the table
+    RowLayout row;  // columns by index: a row's column set is a bit mask
     // The tombstone key of a row: ARRAY[<alias>.k1::text, ...] (see tombstone_key).
     Clock::time_point next_prune{};
     AsyncClient* reader = nullptr;  // the host's connection, for this table's blocking reads
     std::vector<Entry> buffer;
     Clock::time_point buffer_since;
-    tierd::TimerHandle delay_timer;
-    tierd::TimerHandle retry_timer;
+    TimerHandle delay_timer;
+    TimerHandle retry_timer;
     bool started = false;
     bool starting = false;
     bool failed = false;
@@ -142,7 +143,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     metrics::Gauge* m_up = nullptr;
   };
 
-  tierd::Context& ctx;
+  Context& ctx;
   AsyncClient& commands;
   PgConn& pg;
   WriteBehindWorkerOptions opts;
@@ -153,11 +154,11 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
   bool closed = false;
   bool stopping = false;
   std::function<void()> stop_cb;
-  tierd::TimerHandle stop_timer;
-  tierd::TimerHandle status_timer;
-  detail::RowScratch scratch;  // reused by every decode_row()
+  TimerHandle stop_timer;
+  TimerHandle status_timer;
+  RowScratch scratch;  // reused by every decode_row()
 
-  Impl(tierd::Context& c, PgConn& p, WriteBehindWorkerOptions o)
+  Impl(Context& c, PgConn& p, WriteBehindWorkerOptions o)
       : ctx(c), commands(c.redis()), pg(p), opts(std::move(o)), families(c.metrics()) {
     if (opts.consumer.empty()) {
       opts.consumer = default_consumer_name();
@@ -176,14 +177,14 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       auto t = std::make_unique<Table>();
       t->cfg = cfg;
       std::string where = "write-behind table '" + excerpt(cfg.name) + "'";
-      if (auto bad = detail::check_table(cfg)) {
+      if (auto bad = check_table(cfg)) {
         throw InvalidArgument(where + ": " + bad->key + ": " + bad->message);
       }
       if (!names.insert(cfg.name).second) {
         throw InvalidArgument(where + ": configured twice");
       }
-      t->sql = detail::sql_table(cfg);
-      t->row = detail::row_layout(cfg);
+      t->sql = sql_table(cfg);
+      t->row = row_layout(cfg);
       WriteBehind wb({.prefix = opts.prefix});
       t->stream = wb.stream(cfg.name);
       t->dead_stream = wb.dead_stream(cfg.name);
@@ -205,7 +206,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
 
   // Runs fn on the table after `delay`, unless the worker is gone. One pending action per
   // timer: a later call replaces (and so cancels) an earlier one. Timers are the host's.
-  void after(Table* t, tierd::TimerHandle& tm, ms delay, void (*fn)(Impl*, Table*)) {
+  void after(Table* t, TimerHandle& tm, ms delay, void (*fn)(Impl*, Table*)) {
     tm = ctx.start_timer(std::max(delay, ms(0)), ms(0), [self = weak_from_this(), t, fn] {
       auto s = self.lock();
       if (s && !s->closed) {
@@ -269,7 +270,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     }
     t->starting = true;
     auto w = weak_from_this();
-    commands.run(detail::create_group(t->stream, opts.group), [w, t](Result<Unit> r) {
+    commands.run(create_group(t->stream, opts.group), [w, t](Result<Unit> r) {
       auto self = w.lock();
       if (!self || self->closed) {
         return;
@@ -288,7 +289,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
 
   void check_columns(Table* t) {
     auto w = weak_from_this();
-    auto q = detail::columns_query(t->sql);
+    auto q = columns_query(t->sql);
     pg.query(std::move(q.sql), std::move(q.params), [w, t](Result<PgResult> r) {
       auto self = w.lock();
       if (!self || self->closed) {
@@ -306,7 +307,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       for (auto& row : r->rows) {
         live[row[0].value_or("")] = row[1].value_or("");
       }
-      if (auto bad = detail::check_schema(t->cfg, t->sql, live, t->row)) {
+      if (auto bad = check_schema(t->cfg, t->sql, live, t->row)) {
         self->report_ready(t, Error{ErrorKind::invalid, *bad});
         return;
       }
@@ -318,7 +319,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
   // start-up error here rather than a failing batch later.
   void check_conflict_target(Table* t) {
     auto w = weak_from_this();
-    auto probe = detail::conflict_probe(t->sql);
+    auto probe = conflict_probe(t->sql);
     pg.query(std::move(probe.sql), {}, [w, t](Result<PgResult> r) {
       auto self = w.lock();
       if (!self || self->closed) {
@@ -350,7 +351,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
   // start together: CREATE TABLE IF NOT EXISTS alone can fail on a concurrent creation.
   void ensure_tombstones(Table* t) {
     auto w = weak_from_this();
-    pg.transaction(detail::tombstone_ddl(), [w, t](Result<std::vector<PgResult>> r) {
+    pg.transaction(tombstone_ddl(), [w, t](Result<std::vector<PgResult>> r) {
       auto self = w.lock();
       if (!self || self->closed) {
         return;
@@ -363,10 +364,9 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       }
       if (!r.ok()) {
         self->report_ready(
-            t,
-            Error{ErrorKind::invalid,
-                  "write-behind table '" + t->cfg.name + "': cannot create the tombstone table " +
-                      std::string(detail::kTombstones) + ": " + r.error().message});
+            t, Error{ErrorKind::invalid, "write-behind table '" + t->cfg.name +
+                                             "': cannot create the tombstone table " +
+                                             std::string(kTombstones) + ": " + r.error().message});
         return;
       }
       self->begin_reading(t);
@@ -419,18 +419,17 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     switch (t->mode) {
       case Mode::pending:
         // Own pending entries (delivered before a reconnect or restart and not acknowledged).
-        commands.run(
-            detail::read_group(t->stream, opts.group, opts.consumer, want, t->pending_cursor),
-            [w, t](Result<std::vector<Entry>> r) {
-              if (auto self = w.lock(); self && !self->closed) {
-                self->on_read(t, std::move(r), std::nullopt);
-              }
-            });
+        commands.run(read_group(t->stream, opts.group, opts.consumer, want, t->pending_cursor),
+                     [w, t](Result<std::vector<Entry>> r) {
+                       if (auto self = w.lock(); self && !self->closed) {
+                         self->on_read(t, std::move(r), std::nullopt);
+                       }
+                     });
         break;
       case Mode::claim:
-        commands.run(detail::auto_claim(t->stream, opts.group, opts.consumer, t->cfg.claim_idle,
-                                        t->claim_cursor, want),
-                     [w, t](Result<detail::Claimed> r) {
+        commands.run(auto_claim(t->stream, opts.group, opts.consumer, t->cfg.claim_idle,
+                                t->claim_cursor, want),
+                     [w, t](Result<Claimed> r) {
                        if (auto self = w.lock(); self && !self->closed) {
                          if (!r.ok()) {
                            self->on_read(t, r.error(), std::nullopt);
@@ -443,13 +442,12 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
         break;
       case Mode::live:
         // A blocking read on the table's own connection: it never holds up the commands.
-        t->reader->run(
-            detail::read_group(t->stream, opts.group, opts.consumer, want, ">", opts.block),
-            [w, t](Result<std::vector<Entry>> r) {
-              if (auto self = w.lock(); self && !self->closed) {
-                self->on_read(t, std::move(r), std::nullopt);
-              }
-            });
+        t->reader->run(read_group(t->stream, opts.group, opts.consumer, want, ">", opts.block),
+                       [w, t](Result<std::vector<Entry>> r) {
+                         if (auto self = w.lock(); self && !self->closed) {
+                           self->on_read(t, std::move(r), std::nullopt);
+                         }
+                       });
         break;
     }
   }
@@ -567,7 +565,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       return;
     }
     auto w = weak_from_this();
-    commands.run(detail::delivery_counts(t->stream, opts.group, opts.consumer, lo, hi),
+    commands.run(delivery_counts(t->stream, opts.group, opts.consumer, lo, hi),
                  [w, t, batch](Result<std::unordered_map<std::string, long long>> r) {
                    auto self = w.lock();
                    if (!self || self->closed || t->inflight.get() != batch) {
@@ -581,8 +579,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
   }
 
   void prepare(Table* t, Batch& b, const std::unordered_map<std::string, long long>& deliveries) {
-    detail::Coalesced c =
-        detail::coalesce(t->row, b.entries, deliveries, t->cfg.max_deliveries, scratch);
+    Coalesced c = coalesce(t->row, b.entries, deliveries, t->cfg.max_deliveries, scratch);
     b.changes = std::move(c.changes);
     b.dead = std::move(c.dead);
     b.ack = std::move(c.ack);
@@ -602,7 +599,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
   }
 
   std::vector<PgStatement> build(Table* t, const Batch& b, const std::vector<std::size_t>& chunk) {
-    return detail::write_statements(t->sql, t->row, b.changes, chunk);
+    return write_statements(t->sql, t->row, b.changes, chunk);
   }
 
   void run_chunk(Table* t) {
@@ -626,7 +623,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       // Not again before the interval, even if this transaction fails: pruning can wait.
       t->next_prune = started + opts.tombstone_prune_interval;
       statements.push_back(
-          detail::prune_statement(t->sql, opts.tombstone_retention, opts.tombstone_prune_limit));
+          prune_statement(t->sql, opts.tombstone_retention, opts.tombstone_prune_limit));
     }
     pg.transaction(
         std::move(statements),
@@ -669,7 +666,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       return;
     }
     const Error& e = r.error();
-    if (detail::rejects_data(e)) {
+    if (rejects_data(e)) {
       b.chunks.pop_front();
       if (chunk.size() == 1) {
         const Change& c = b.changes[chunk[0]];
@@ -919,7 +916,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
   }
 };
 
-WriteBehindWorker::WriteBehindWorker(tierd::Context& ctx, WriteBehindWorkerOptions options)
+WriteBehindWorker::WriteBehindWorker(Context& ctx, WriteBehindWorkerOptions options)
     : impl_(std::make_shared<Impl>(ctx, postgres_of(ctx), std::move(options))) {}
 
 WriteBehindWorker::~WriteBehindWorker() {
@@ -951,4 +948,4 @@ const std::string& WriteBehindWorker::consumer() const {
   return impl_->opts.consumer;
 }
 
-}  // namespace tier
+}  // namespace tierd::wb

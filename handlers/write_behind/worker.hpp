@@ -19,13 +19,8 @@
 #include "handlers/handler.hpp"
 #include "tier/pg/conn.hpp"
 #include "tier/result.hpp"
-#include "tier/uv/async_client.hpp"
 
-namespace tier {
-
-namespace metrics {
-class Registry;
-}
+namespace tierd::wb {
 
 struct WriteBehindTable {
   /// The name in the stream key writebehind:{name}.
@@ -102,7 +97,7 @@ class WriteBehindWorker {
   /// logger are the host's too, so every link and timer shows in readiness and metrics.
   /// `ctx` must outlive the worker. Throws InvalidArgument for a table config that is wrong
   /// on its face, or without PostgreSQL.
-  WriteBehindWorker(tierd::Context& ctx, WriteBehindWorkerOptions options);
+  WriteBehindWorker(Context& ctx, WriteBehindWorkerOptions options);
   ~WriteBehindWorker();
   WriteBehindWorker(const WriteBehindWorker&) = delete;
   WriteBehindWorker& operator=(const WriteBehindWorker&) = delete;
@@ -111,7 +106,7 @@ class WriteBehindWorker {
   /// and starts reading. `ready` gets Ok once every table runs, or the first permanent
   /// start-up error (an unknown table or column, named). Redis or PostgreSQL being down
   /// is not an error: start-up waits and retries.
-  void start(std::function<void(Status)> ready);
+  void start(std::function<void(tier::Status)> ready);
   /// Writes what is buffered now instead of waiting for max_delay. Empty = every table.
   void flush(std::string_view table = {});
   /// Stops reading, writes the buffered batch, acknowledges it, then calls `done`; after
@@ -126,4 +121,4 @@ class WriteBehindWorker {
   std::shared_ptr<Impl> impl_;
 };
 
-}  // namespace tier
+}  // namespace tierd::wb

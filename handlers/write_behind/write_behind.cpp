@@ -18,7 +18,7 @@ namespace tierd {
 namespace {
 
 struct Settings {
-  std::vector<tier::WriteBehindTable> tables;
+  std::vector<wb::WriteBehindTable> tables;
   std::chrono::milliseconds block{1000};
   std::chrono::milliseconds batch_timeout{30000};
   std::chrono::milliseconds stop_timeout{10000};
@@ -61,7 +61,7 @@ Settings parse_settings(const YAML::Node& section, const std::string& path) {
         tables[i], p,
         {"name", "pg_table", "key_columns", "columns", "version_column", "max_rows", "max_delay_ms",
          "retry_min_ms", "retry_max_ms", "max_deliveries", "claim_idle_ms"});
-    tier::WriteBehindTable c;
+    wb::WriteBehindTable c;
     c.name = t.required_string("name");
     if (!names.insert(c.name).second) {
       yaml::fail(t.get("name"), t.path_of("name"), "table '" + c.name + "' is configured twice");
@@ -78,7 +78,7 @@ Settings parse_settings(const YAML::Node& section, const std::string& path) {
     c.claim_idle = ms(t.integer("claim_idle_ms", 30000, 1, 86400000));
     // The worker's own checks, under the YAML path of the key they name, so that
     // --check-config refuses what the daemon could not start.
-    if (auto bad = tier::detail::check_table(c)) {
+    if (auto bad = wb::check_table(c)) {
       yaml::fail(t.has(bad->key) ? t.get(bad->key) : tables[i], t.path_of(bad->key), bad->message);
     }
     s.tables.push_back(std::move(c));
@@ -93,7 +93,7 @@ class WriteBehindHandler final : public Handler {
       throw ConfigError(ctx.handler_name(), 0,
                         "write_behind needs PostgreSQL: set postgres.conninfo");
     }
-    tier::WriteBehindWorkerOptions o;
+    wb::WriteBehindWorkerOptions o;
     o.tables = s.tables;
     o.prefix = ctx.key_prefix();
     // After a reload the new instance runs next to the old one until that one has written
@@ -106,7 +106,7 @@ class WriteBehindHandler final : public Handler {
     o.block = s.block;
     o.batch_timeout = s.batch_timeout;
     o.tombstone_retention = s.tombstone_retention;
-    worker_ = std::make_unique<tier::WriteBehindWorker>(ctx, o);
+    worker_ = std::make_unique<wb::WriteBehindWorker>(ctx, o);
   }
 
   void start() override {
@@ -136,7 +136,7 @@ class WriteBehindHandler final : public Handler {
  private:
   Context& ctx_;
   Settings settings_;
-  std::unique_ptr<tier::WriteBehindWorker> worker_;
+  std::unique_ptr<wb::WriteBehindWorker> worker_;
 };
 
 }  // namespace

@@ -1,6 +1,6 @@
 #pragma once
 // The `write_behind` handler: persists the rows apps append to writebehind:{table} streams
-// into PostgreSQL (tier::WriteBehindWorker does the work: consumer group `tierd`, batches,
+// into PostgreSQL (wb::WriteBehindWorker does the work: consumer group `tierd`, batches,
 // coalescing, version-guarded upserts and deletes, dead letters). It needs `postgres.conninfo`.
 //
 // Events: a message on system:write_behind_flush writes what is buffered now, for every

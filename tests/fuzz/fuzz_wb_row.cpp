@@ -1,4 +1,4 @@
-// The write-behind entry decoder (tier::detail::decode_row): what applications append to
+// The write-behind entry decoder (tierd::wb::decode_row): what applications append to
 // writebehind:{table} as fields op, row (a JSON object) and version. The decoder scans the
 // row without building a DOM; here nlohmann's DOM is the reference for every verdict and
 // every value it hands to PostgreSQL, for two table layouts (versioned with a composite key
@@ -27,9 +27,9 @@
 namespace {
 
 using Json = nlohmann::json;
-using tier::detail::Fields;
-using tier::detail::Row;
-using tier::detail::RowLayout;
+using tierd::wb::Fields;
+using tierd::wb::Row;
+using tierd::wb::RowLayout;
 
 // The worker's nesting limit for a row: the object plus 64 levels inside it.
 constexpr std::size_t kMaxRowDepth = 65;
@@ -54,12 +54,12 @@ bool starts_with(const std::string& s, std::string_view prefix) {
 
 RowLayout layout(std::string name, std::vector<std::string> keys, std::vector<std::string> cols,
                  std::string version, const std::vector<std::string>& json_cols) {
-  tier::WriteBehindTable t;
+  tierd::wb::WriteBehindTable t;
   t.name = std::move(name);
   t.key_columns = std::move(keys);
   t.columns = std::move(cols);
   t.version_column = std::move(version);
-  RowLayout l = tier::detail::row_layout(t);
+  RowLayout l = tierd::wb::row_layout(t);
   for (const auto& c : json_cols) {
     l.is_json[static_cast<std::size_t>(l.colidx.at(c))] = true;
   }
@@ -162,8 +162,8 @@ struct Decoded {
 
 std::optional<Decoded> run(const RowLayout& l, const Fields& fields) {
   Row row;
-  tier::detail::RowScratch scratch;
-  const auto error = tier::detail::decode_row(l, fields, row, scratch);
+  tierd::wb::RowScratch scratch;
+  const auto error = tierd::wb::decode_row(l, fields, row, scratch);
 
   // The fields the decoder reads; the last one wins when a name repeats.
   const std::string* op = nullptr;

@@ -5,24 +5,24 @@
 #include "handlers/write_behind/row.hpp"
 #include "handlers/write_behind/worker.hpp"
 
-using tier::detail::Fields;
-using tier::detail::Row;
+using tierd::wb::Fields;
+using tierd::wb::Row;
 
 namespace {
 
-tier::detail::RowLayout analysis_results() {
-  tier::WriteBehindTable t;
+tierd::wb::RowLayout analysis_results() {
+  tierd::wb::WriteBehindTable t;
   t.name = "analysis_results";
   t.key_columns = {"project_id", "code_hash"};
   t.columns = {"result"};
   t.version_column = "version";
-  return tier::detail::row_layout(t);
+  return tierd::wb::row_layout(t);
 }
 
-Row decode(const tier::detail::RowLayout& layout, const Fields& fields) {
+Row decode(const tierd::wb::RowLayout& layout, const Fields& fields) {
   Row row;
-  tier::detail::RowScratch scratch;
-  const auto error = tier::detail::decode_row(layout, fields, row, scratch);
+  tierd::wb::RowScratch scratch;
+  const auto error = tierd::wb::decode_row(layout, fields, row, scratch);
   INFO(error.value_or(""));
   REQUIRE_FALSE(error);
   return row;
@@ -45,9 +45,9 @@ TEST_CASE("decode_row: a stream entry as the worker writes it", "[writebehind][u
   CHECK(col("version") == "3");
 
   Row bad;
-  tier::detail::RowScratch scratch;
-  CHECK(tier::detail::decode_row(layout, {{"op", "upsert"}, {"row", R"({"project_id":"p"})"}}, bad,
-                                 scratch) ==
+  tierd::wb::RowScratch scratch;
+  CHECK(tierd::wb::decode_row(layout, {{"op", "upsert"}, {"row", R"({"project_id":"p"})"}}, bad,
+                              scratch) ==
         "no version: table analysis_results needs field "
         "'version' or column 'version'");
 }

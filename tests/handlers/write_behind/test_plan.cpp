@@ -12,12 +12,12 @@
 #include "handlers/write_behind/worker.hpp"
 
 using tier::Reply;
-using tier::detail::Entry;
+using tierd::wb::Entry;
 
 namespace {
 
-tier::WriteBehindTable results_table() {
-  tier::WriteBehindTable t;
+tierd::wb::WriteBehindTable results_table() {
+  tierd::wb::WriteBehindTable t;
   t.name = "analysis_results";
   t.pg_table = "app.results";
   t.key_columns = {"project_id", "code_hash"};
@@ -72,8 +72,7 @@ tier::Result<T> decode(tier::Op<T>& op, Reply reply) {
   return op.decode(std::move(replies));
 }
 
-std::string value(const tier::detail::RowLayout& layout, const tier::detail::Change& c,
-                  const char* col) {
+std::string value(const tierd::wb::RowLayout& layout, const tierd::wb::Change& c, const char* col) {
   return c.values[static_cast<std::size_t>(layout.colidx.at(col))].value_or("NULL");
 }
 
@@ -81,8 +80,8 @@ std::string value(const tier::detail::RowLayout& layout, const tier::detail::Cha
 
 TEST_CASE("stream reads are ops: commands and replies, nil and deleted entries",
           "[writebehind][unit]") {
-  auto live = tier::detail::read_group("writebehind:{t}", "tierd", "c1", 50, ">",
-                                       std::chrono::milliseconds(1000));
+  auto live = tierd::wb::read_group("writebehind:{t}", "tierd", "c1", 50, ">",
+                                    std::chrono::milliseconds(1000));
   REQUIRE(live.commands.size() == 1);
   CHECK(live.commands[0].args == std::vector<std::string>{"XREADGROUP", "GROUP", "tierd", "c1",
                                                           "COUNT", "50", "BLOCK", "1000", "STREAMS",
@@ -103,7 +102,7 @@ TEST_CASE("stream reads are ops: commands and replies, nil and deleted entries",
   CHECK_FALSE((*got)[0].redelivered);
   CHECK((*got)[1].deleted);
 
-  auto pending = tier::detail::read_group("s", "g", "c", 10, "0");
+  auto pending = tierd::wb::read_group("s", "g", "c", 10, "0");
   auto own = decode(pending, arr({arr({str("s"), arr({arr({str("5-0"), arr({})})})})}));
   REQUIRE(own.ok());
   CHECK((*own)[0].redelivered);
@@ -112,7 +111,7 @@ TEST_CASE("stream reads are ops: commands and replies, nil and deleted entries",
   REQUIRE_FALSE(nogroup.ok());
   CHECK(nogroup.error().code == "NOGROUP");
 
-  auto claim = tier::detail::auto_claim("s", "g", "c", std::chrono::milliseconds(30000), "0-0", 7);
+  auto claim = tierd::wb::auto_claim("s", "g", "c", std::chrono::milliseconds(30000), "0-0", 7);
   CHECK(claim.commands[0].args ==
         std::vector<std::string>{"XAUTOCLAIM", "s", "g", "c", "30000", "0-0", "COUNT", "7"});
   auto claimed = decode(claim, arr({str("9-0"), arr({arr({str("3-0"), arr({})})}), arr({})}));
@@ -121,7 +120,7 @@ TEST_CASE("stream reads are ops: commands and replies, nil and deleted entries",
   CHECK(claimed->entries.at(0).redelivered);
   CHECK_FALSE(decode(claim, str("what")).ok());
 
-  auto counts = tier::detail::delivery_counts("s", "g", "c", "1-0", "9-0");
+  auto counts = tierd::wb::delivery_counts("s", "g", "c", "1-0", "9-0");
   Reply one = arr({str("1-0"), str("c"), Reply{}, Reply{}});
   one.elements[2].type = one.elements[3].type = Reply::Type::integer;
   one.elements[2].integer = 100;
@@ -130,7 +129,7 @@ TEST_CASE("stream reads are ops: commands and replies, nil and deleted entries",
   REQUIRE(n.ok());
   CHECK(n->at("1-0") == 4);
 
-  auto group = tier::detail::create_group("s", "g");
+  auto group = tierd::wb::create_group("s", "g");
   CHECK(decode(group, err("BUSYGROUP Consumer Group name already exists")).ok());
   CHECK_FALSE(decode(group, err("WRONGTYPE Key is not a stream")).ok());
 }
@@ -138,8 +137,8 @@ TEST_CASE("stream reads are ops: commands and replies, nil and deleted entries",
 TEST_CASE("coalesce: newest version wins, older upserts fold their columns in",
           "[writebehind][unit]") {
   const auto cfg = results_table();
-  auto layout = tier::detail::row_layout(cfg);
-  tier::detail::RowScratch scratch;
+  auto layout = tierd::wb::row_layout(cfg);
+  tierd::wb::RowScratch scratch;
   std::vector<Entry> entries{
       upsert("1-0", R"({"project_id":"p","code_hash":"a","result":"old","score":1})", 1),
       upsert("2-0", R"({"project_id":"p","code_hash":"a","result":"new"})", 2),
@@ -152,7 +151,7 @@ TEST_CASE("coalesce: newest version wins, older upserts fold their columns in",
   gone.id = "7-0";
   gone.deleted = true;
   entries.push_back(gone);
-  auto c = tier::detail::coalesce(layout, entries, {}, 10, scratch);
+  auto c = tierd::wb::coalesce(layout, entries, {}, 10, scratch);
 
   CHECK(c.ack == std::vector<std::string>{"7-0"});
   REQUIRE(c.dead.size() == 1);
@@ -177,37 +176,37 @@ TEST_CASE("coalesce: newest version wins, older upserts fold their columns in",
 }
 
 TEST_CASE("coalesce: entries delivered too often go to the dead letters", "[writebehind][unit]") {
-  auto layout = tier::detail::row_layout(results_table());
-  tier::detail::RowScratch scratch;
+  auto layout = tierd::wb::row_layout(results_table());
+  tierd::wb::RowScratch scratch;
   std::vector<Entry> entries{
       upsert("1-0", R"({"project_id":"p","code_hash":"a"})", 1),
       upsert("2-0", R"({"project_id":"p","code_hash":"b"})", 1),
   };
-  auto c = tier::detail::coalesce(layout, entries, {{"1-0", 11}, {"2-0", 10}}, 10, scratch);
+  auto c = tierd::wb::coalesce(layout, entries, {{"1-0", 11}, {"2-0", 10}}, 10, scratch);
   REQUIRE(c.dead.size() == 1);
   CHECK(c.dead[0] ==
         std::pair<std::size_t, std::string>{0, "delivered 11 times, over max_deliveries 10"});
   CHECK(c.changes.size() == 1);
   // 0 = no limit
-  CHECK(tier::detail::coalesce(layout, entries, {{"1-0", 99}}, 0, scratch).dead.empty());
+  CHECK(tierd::wb::coalesce(layout, entries, {{"1-0", 99}}, 0, scratch).dead.empty());
 }
 
 TEST_CASE("write_statements: staging, COPY, guarded upsert, tombstones and key locks",
           "[writebehind][unit]") {
   const auto cfg = results_table();
-  REQUIRE_FALSE(tier::detail::check_table(cfg));
-  const auto t = tier::detail::sql_table(cfg);
+  REQUIRE_FALSE(tierd::wb::check_table(cfg));
+  const auto t = tierd::wb::sql_table(cfg);
   CHECK(t.target == R"("app"."results")");
   CHECK(t.schema == "app");
   CHECK(t.relname == "results");
-  auto layout = tier::detail::row_layout(cfg);
-  tier::detail::RowScratch scratch;
+  auto layout = tierd::wb::row_layout(cfg);
+  tierd::wb::RowScratch scratch;
   std::vector<Entry> entries{
       upsert("1-0", R"({"project_id":"p","code_hash":"a","result":"tab\there"})", 1),
       remove("2-0", R"({"project_id":"p","code_hash":"b"})", 2),
   };
-  auto c = tier::detail::coalesce(layout, entries, {}, 10, scratch);
-  auto st = tier::detail::write_statements(t, layout, c.changes, {0, 1});
+  auto c = tierd::wb::coalesce(layout, entries, {}, 10, scratch);
+  auto st = tierd::wb::write_statements(t, layout, c.changes, {0, 1});
   std::vector<std::string> sql;
   for (const auto& s : st) {
     sql.push_back(s.sql);
@@ -232,12 +231,12 @@ TEST_CASE("write_statements: staging, COPY, guarded upsert, tombstones and key l
   // Without a version column: no locks, no tombstones, last write wins.
   auto plain_cfg = cfg;
   plain_cfg.version_column.clear();
-  auto plain_layout = tier::detail::row_layout(plain_cfg);
+  auto plain_layout = tierd::wb::row_layout(plain_cfg);
   std::vector<Entry> plain{
       upsert("1-0", R"({"project_id":"p","code_hash":"a","result":1})", std::nullopt)};
-  auto pc = tier::detail::coalesce(plain_layout, plain, {}, 10, scratch);
-  auto ps = tier::detail::write_statements(tier::detail::sql_table(plain_cfg), plain_layout,
-                                           pc.changes, {0});
+  auto pc = tierd::wb::coalesce(plain_layout, plain, {}, 10, scratch);
+  auto ps =
+      tierd::wb::write_statements(tierd::wb::sql_table(plain_cfg), plain_layout, pc.changes, {0});
   REQUIRE(ps.size() == 3);
   for (const auto& s : ps) {
     CHECK(s.sql.find("tierd_tombstones") == std::string::npos);
@@ -250,7 +249,7 @@ TEST_CASE("check_table and check_schema name the key that is wrong", "[writebehi
   auto bad = [&](auto change) {
     auto c = cfg;
     change(c);
-    auto p = tier::detail::check_table(c);
+    auto p = tierd::wb::check_table(c);
     REQUIRE(p);
     return p->key + ": " + p->message;
   };
@@ -268,21 +267,21 @@ TEST_CASE("check_table and check_schema name the key that is wrong", "[writebehi
           }
         }).starts_with("columns: at most 64 columns"));
 
-  const auto t = tier::detail::sql_table(cfg);
-  auto layout = tier::detail::row_layout(cfg);
+  const auto t = tierd::wb::sql_table(cfg);
+  auto layout = tierd::wb::row_layout(cfg);
   std::map<std::string, std::string> live{{"project_id", "text"},
                                           {"code_hash", "text"},
                                           {"result", "jsonb"},
                                           {"score", "integer"},
                                           {"version", "bigint"}};
-  CHECK_FALSE(tier::detail::check_schema(cfg, t, live, layout));
+  CHECK_FALSE(tierd::wb::check_schema(cfg, t, live, layout));
   CHECK(layout.is_json[static_cast<std::size_t>(layout.colidx.at("result"))]);
   CHECK_FALSE(layout.is_json[static_cast<std::size_t>(layout.colidx.at("score"))]);
 
   live.erase("score");
-  CHECK(tier::detail::check_schema(cfg, t, live, layout) ==
+  CHECK(tierd::wb::check_schema(cfg, t, live, layout) ==
         "write-behind table 'analysis_results': columns[1]: column \"score\" does not exist in "
         "\"app\".\"results\"");
-  CHECK(tier::detail::check_schema(cfg, t, {}, layout) ==
+  CHECK(tierd::wb::check_schema(cfg, t, {}, layout) ==
         "write-behind table 'analysis_results': PostgreSQL table \"app\".\"results\" not found");
 }

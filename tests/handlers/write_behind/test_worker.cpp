@@ -218,7 +218,7 @@ TEST_CASE("Worker: malformed entries are dead letters with a clear error; the st
 
 TEST_CASE("Worker: configuration errors are start-up errors naming the column", "[worker]") {
   Env env("wb_config");
-  auto check = [&](tier::WriteBehindTable cfg, const std::string& words) {
+  auto check = [&](tierd::wb::WriteBehindTable cfg, const std::string& words) {
     Rig rig(env.redis.url(), env.pg.conninfo(), {cfg}, env.keys.prefix());
     auto s = rig.start();
     REQUIRE_FALSE(s.ok());
@@ -244,12 +244,12 @@ TEST_CASE("Worker: configuration errors are start-up errors naming the column", 
   po.conninfo = env.pg.conninfo();
   tier::PgConn pg(loop.get(), po);
   wbtest::TestHost host(loop, c, pg);
-  tier::WriteBehindWorkerOptions wo;
+  tierd::wb::WriteBehindWorkerOptions wo;
   wo.tables = {wbtest::items_table("bad;name")};
-  CHECK_THROWS_AS(tier::WriteBehindWorker(*host.ctx, wo), tier::InvalidArgument);
+  CHECK_THROWS_AS(tierd::wb::WriteBehindWorker(*host.ctx, wo), tier::InvalidArgument);
   wo.tables = {wbtest::items_table(env.table)};
   wo.tables[0].key_columns.clear();
-  CHECK_THROWS_AS(tier::WriteBehindWorker(*host.ctx, wo), tier::InvalidArgument);
+  CHECK_THROWS_AS(tierd::wb::WriteBehindWorker(*host.ctx, wo), tier::InvalidArgument);
 }
 
 TEST_CASE("Worker: entries delivered more than max_deliveries times are dead letters",

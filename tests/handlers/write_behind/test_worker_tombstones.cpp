@@ -140,7 +140,7 @@ TEST_CASE("Tombstones: composite keys of other types and hostile key text", "[to
   env.pg.query(
       "DROP TABLE wb_tomb_composite; CREATE TABLE wb_tomb_composite (tenant int, "
       "id text, name text, version bigint, PRIMARY KEY (tenant, id))");
-  tier::WriteBehindTable cfg;
+  tierd::wb::WriteBehindTable cfg;
   cfg.name = env.table;
   cfg.key_columns = {"tenant", "id"};
   cfg.columns = {"name"};
@@ -194,7 +194,7 @@ TEST_CASE("Tombstones: expired ones are pruned in bounded steps by batch transac
   auto keep_cfg = wbtest::items_table(other.table);
   keep_cfg.max_delay = 60000ms;
   Rig rig(env.redis.url(), env.pg.conninfo(), {cfg}, env.keys.prefix(), "",
-          [](tier::WriteBehindWorkerOptions& o) {
+          [](tierd::wb::WriteBehindWorkerOptions& o) {
             o.tombstone_retention = 0s;
             o.tombstone_prune_interval = 0ms;
             o.tombstone_prune_limit = 10;
@@ -236,7 +236,7 @@ TEST_CASE("Tombstones: the default retention keeps them; bad tombstone options a
           "[tombstone][prune]") {
   Env env("wb_tomb_retain");
   Rig rig(env.redis.url(), env.pg.conninfo(), {wbtest::items_table(env.table)}, env.keys.prefix(),
-          "", [](tier::WriteBehindWorkerOptions& o) { o.tombstone_prune_interval = 0ms; });
+          "", [](tierd::wb::WriteBehindWorkerOptions& o) { o.tombstone_prune_interval = 0ms; });
   REQUIRE(rig.start().ok());
   env.del({{"id", "a"}}, 5);
   REQUIRE(rig.run_until([&] { return env.drained(); }));
@@ -251,7 +251,7 @@ TEST_CASE("Tombstones: the default retention keeps them; bad tombstone options a
   CHECK(env.tombstones() == std::vector<std::string>{"a|5"});
   CHECK(wbtest::rows(env.pg, env.table).empty());
 
-  tier::WriteBehindWorkerOptions bad;
+  tierd::wb::WriteBehindWorkerOptions bad;
   bad.tables = {wbtest::items_table(env.table)};
   bad.tombstone_retention = -1s;
   tiertest::TestLoop loop;
@@ -260,11 +260,11 @@ TEST_CASE("Tombstones: the default retention keeps them; bad tombstone options a
   po.conninfo = env.pg.conninfo();
   tier::PgConn pg(loop.get(), po);
   wbtest::TestHost host(loop, commands, pg);
-  CHECK_THROWS_WITH(tier::WriteBehindWorker(*host.ctx, bad),
+  CHECK_THROWS_WITH(tierd::wb::WriteBehindWorker(*host.ctx, bad),
                     Catch::Contains("tombstone_retention >= 0"));
   bad.tombstone_retention = 1s;
   bad.tombstone_prune_limit = 0;
-  CHECK_THROWS_WITH(tier::WriteBehindWorker(*host.ctx, bad),
+  CHECK_THROWS_WITH(tierd::wb::WriteBehindWorker(*host.ctx, bad),
                     Catch::Contains("tombstone_prune_limit > 0"));
 }
 

@@ -58,8 +58,8 @@ inline void create_items(const tiertest::PgServer& pg, const std::string& table)
            " (id text PRIMARY KEY, name text NOT NULL, n int, doc jsonb, version bigint)");
 }
 
-inline tier::WriteBehindTable items_table(const std::string& table) {
-  tier::WriteBehindTable t;
+inline tierd::wb::WriteBehindTable items_table(const std::string& table) {
+  tierd::wb::WriteBehindTable t;
   t.name = table;
   t.key_columns = {"id"};
   t.columns = {"name", "n", "doc"};
@@ -75,9 +75,9 @@ inline tier::WriteBehindTable items_table(const std::string& table) {
 class Rig {
  public:
   Rig(const std::string& redis_url, const std::string& pg_conninfo,
-      std::vector<tier::WriteBehindTable> tables, const std::string& prefix,
+      std::vector<tierd::wb::WriteBehindTable> tables, const std::string& prefix,
       const std::string& consumer = "",
-      const std::function<void(tier::WriteBehindWorkerOptions&)>& tweak = {})
+      const std::function<void(tierd::wb::WriteBehindWorkerOptions&)>& tweak = {})
       : loop_(std::make_unique<tiertest::TestLoop>()) {
     tier::AsyncOptions ao;
     ao.endpoint = tier::RedisEndpoint::parse(redis_url);
@@ -95,7 +95,7 @@ class Rig {
     po.reconnect_max = 200ms;
     pg_ = std::make_unique<tier::PgConn>(loop_->get(), po);
     pg_->start();
-    tier::WriteBehindWorkerOptions wo;
+    tierd::wb::WriteBehindWorkerOptions wo;
     wo.tables = std::move(tables);
     wo.prefix = prefix;
     wo.consumer = consumer;
@@ -113,7 +113,7 @@ class Rig {
     env_.log = log_.get();
     env_.instance_id = "test:1";
     ctx_ = std::make_unique<tierd::HostContext>(env_, "write_behind", prefix);
-    worker_ = std::make_unique<tier::WriteBehindWorker>(*ctx_, wo);
+    worker_ = std::make_unique<tierd::wb::WriteBehindWorker>(*ctx_, wo);
   }
   ~Rig() {
     worker_.reset();
@@ -135,8 +135,8 @@ class Rig {
   bool run_until(const std::function<bool()>& pred, std::chrono::milliseconds t = 15s) {
     return loop_->run_until(pred, t);
   }
-  tier::WriteBehindWorker& worker() { return *worker_; }
-  tier::WriteBehindStats stats(const std::string& table) { return worker_->stats(table); }
+  tierd::wb::WriteBehindWorker& worker() { return *worker_; }
+  tierd::wb::WriteBehindStats stats(const std::string& table) { return worker_->stats(table); }
   tier::metrics::Registry& registry() { return registry_; }
   tiertest::TestLoop& loop() { return *loop_; }
   /// Destroys the worker at once (no stop, no ACK of what it holds).
@@ -150,7 +150,7 @@ class Rig {
   std::shared_ptr<spdlog::logger> log_ = quiet_logger();
   tierd::HostEnv env_;
   std::unique_ptr<tierd::HostContext> ctx_;
-  std::unique_ptr<tier::WriteBehindWorker> worker_;
+  std::unique_ptr<tierd::wb::WriteBehindWorker> worker_;
 };
 
 /// Pending entries of the group (0 when the stream or group does not exist).
