@@ -154,6 +154,7 @@ void HttpServer::Impl::alloc_cb(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
 void HttpServer::Impl::read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   auto* conn = static_cast<Connection*>(s->data);
   if (nread > 0) {
+    conn->server->stats.bytes_read += static_cast<std::uint64_t>(nread);
     conn->server->feed(conn, std::string_view(buf->base, static_cast<std::size_t>(nread)));
   } else if (nread < 0) {
     // EOF or error: answers already queued still go out (a client may send its requests and

@@ -52,6 +52,7 @@ struct HttpStats {
   std::uint64_t rejected_connections = 0;   ///< over max_connections
   std::uint64_t timed_out_connections = 0;  ///< closed by the idle timeout
   std::uint64_t paused_reads = 0;  ///< times a client's input waited for it to take its answers
+  std::uint64_t bytes_read = 0;    ///< request bytes received, every connection
   std::size_t open_connections = 0;
 };
 

@@ -1,7 +1,8 @@
 #pragma once
 // Write-behind, library side (DESIGN §3, §5): apps append rows to the stream
-// writebehind:{table}; tierd's write_behind handler (handlers/write_behind/) persists them to PostgreSQL.
-// Record: XADD writebehind:{table} * op upsert|delete row <json object> [version <int>].
+// writebehind:{table}; tierd's write_behind handler (handlers/write_behind/) persists them to
+// PostgreSQL. Record: XADD writebehind:{table} * op upsert|delete row <json object> [version
+// <int>].
 
 #include <chrono>
 #include <optional>

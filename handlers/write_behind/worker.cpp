@@ -276,15 +276,21 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
         return;
       }
       if (!r.ok()) {
-        t->starting = false;
-        self->ctx.log().warn("write-behind {}: cannot create the group yet: {}", t->cfg.name,
-                             r.error().message);
-        self->after(t, t->retry_timer, self->backoff(t, t->start_attempt++),
-                    [](Impl* s, Table* tb) { s->start_table(tb); });
+        self->retry_start(t, "cannot create the group yet: " + r.error().message);
         return;
       }
       self->check_columns(t);
     });
+  }
+
+  // A start-up step failed for a reason a retry may fix: start the table again later.
+  void retry_start(Table* t, const std::string& why) {
+    t->starting = false;
+    if (!why.empty()) {
+      ctx.log().warn("write-behind {}: {}", t->cfg.name, why);
+    }
+    after(t, t->retry_timer, backoff(t, t->start_attempt++),
+          [](Impl* s, Table* tb) { s->start_table(tb); });
   }
 
   void check_columns(Table* t) {
@@ -296,11 +302,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
         return;
       }
       if (!r.ok()) {
-        t->starting = false;
-        self->ctx.log().warn("write-behind {}: cannot check the table yet: {}", t->cfg.name,
-                             r.error().message);
-        self->after(t, t->retry_timer, self->backoff(t, t->start_attempt++),
-                    [](Impl* s, Table* tb) { s->start_table(tb); });
+        self->retry_start(t, "cannot check the table yet: " + r.error().message);
         return;
       }
       std::map<std::string, std::string> live;
@@ -326,9 +328,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
         return;
       }
       if (!r.ok() && pg_transient(r.error())) {
-        t->starting = false;
-        self->after(t, t->retry_timer, self->backoff(t, t->start_attempt++),
-                    [](Impl* s, Table* tb) { s->start_table(tb); });
+        self->retry_start(t, {});
         return;
       }
       if (!r.ok()) {
@@ -357,9 +357,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
         return;
       }
       if (!r.ok() && pg_transient(r.error())) {
-        t->starting = false;
-        self->after(t, t->retry_timer, self->backoff(t, t->start_attempt++),
-                    [](Impl* s, Table* tb) { s->start_table(tb); });
+        self->retry_start(t, {});
         return;
       }
       if (!r.ok()) {

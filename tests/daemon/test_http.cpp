@@ -614,10 +614,10 @@ TEST_CASE("http: a request split into 1-byte reads is reassembled", "[http]") {
   RawClient c(server->port());
   std::string req = get("/echo?split=yes", "X-Tag: pieces\r\nX-Other: ignored\r\n") +
                     get("/echo?second=1", "X-Tag: two\r\n");
-  for (char ch : req) {
-    c.send(loop, std::string(1, ch));
-    // Let the server read each byte on its own.
-    loop.run_until([] { return false; }, 1ms);
+  for (std::size_t i = 0; i < req.size(); ++i) {
+    c.send(loop, std::string(1, req[i]));
+    // The server reads each byte on its own before the next one is sent.
+    REQUIRE(loop.run_until([&] { return server->stats().bytes_read == i + 1; }, 5s));
   }
   REQUIRE(c.wait_responses(loop, 2));
   CHECK(c.responses()[0].body == "split=yes|pieces");
