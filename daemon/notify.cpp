@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 
@@ -72,61 +73,33 @@ std::chrono::microseconds watchdog_interval() {
   return std::chrono::microseconds(usec);
 }
 
-struct Watchdog::State {
-  uv_timer_t timer{};
-  bool open = false;
-  bool orphaned = false;
-  unsigned long pings = 0;
-};
+Watchdog::Watchdog(uv_loop_t* loop) : timer_(loop) {}
 
-Watchdog::Watchdog(uv_loop_t* loop) : loop_(loop), state_(new State()) {}
-
-Watchdog::~Watchdog() {
-  if (state_->open) {
-    state_->orphaned = true;
-    stop();
-  } else {
-    delete state_;
-  }
-}
+Watchdog::~Watchdog() = default;
 
 bool Watchdog::start() {
   auto interval = watchdog_interval();
-  if (interval.count() == 0 || state_->open) {
+  if (interval.count() == 0 || timer_.active() || stopped_) {
     return false;
   }
   // Half the interval, as sd_watchdog_enabled(3) recommends; at least 1 ms.
-  uint64_t period_ms = std::max<uint64_t>(1, static_cast<uint64_t>(interval.count()) / 2000);
-  uv_timer_init(loop_, &state_->timer);
-  state_->timer.data = state_;
-  state_->open = true;
-  uv_timer_start(
-      &state_->timer,
-      [](uv_timer_t* t) {
-        auto* s = static_cast<State*>(t->data);
-        if (watchdog()) {
-          s->pings++;
-        }
-      },
-      0, period_ms);
+  const auto period = std::chrono::milliseconds(std::max<std::int64_t>(
+      1, std::chrono::duration_cast<std::chrono::milliseconds>(interval).count() / 2));
+  timer_.start(std::chrono::milliseconds(0), period, [this] {
+    if (watchdog()) {
+      ++pings_;
+    }
+  });
   return true;
 }
 
 void Watchdog::stop() {
-  if (!state_->open || uv_is_closing(reinterpret_cast<uv_handle_t*>(&state_->timer))) {
-    return;
-  }
-  uv_close(reinterpret_cast<uv_handle_t*>(&state_->timer), [](uv_handle_t* h) {
-    auto* s = static_cast<State*>(h->data);
-    s->open = false;
-    if (s->orphaned) {
-      delete s;
-    }
-  });
+  stopped_ = true;
+  timer_.close();
 }
 
 unsigned long Watchdog::pings() const {
-  return state_->pings;
+  return pings_;
 }
 
 }  // namespace tierd::notify

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <string_view>
 
+#include "tier/uv/handle.hpp"
+
 namespace tierd::notify {
 
 /// True when the service manager gave us a notification socket.
@@ -47,9 +49,9 @@ class Watchdog {
   unsigned long pings() const;
 
  private:
-  uv_loop_t* loop_;
-  struct State;
-  State* state_;  // heap-owned so the timer's close callback never touches a destroyed object
+  tier::uv::Timer timer_;
+  bool stopped_ = false;
+  unsigned long pings_ = 0;
 };
 
 }  // namespace tierd::notify
