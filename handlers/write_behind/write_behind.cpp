@@ -88,7 +88,7 @@ Settings parse_settings(const YAML::Node& section, const std::string& path) {
 
 class WriteBehindHandler final : public Handler {
  public:
-  WriteBehindHandler(Context& ctx, const Settings& s) : ctx_(ctx), settings_(s) {
+  WriteBehindHandler(Context& ctx, const Settings& s) : settings_(s) {
     if (ctx.postgres() == nullptr) {
       throw ConfigError(ctx.handler_name(), 0,
                         "write_behind needs PostgreSQL: set postgres.conninfo");
@@ -134,7 +134,6 @@ class WriteBehindHandler final : public Handler {
   }
 
  private:
-  Context& ctx_;
   Settings settings_;
   std::unique_ptr<wb::WriteBehindWorker> worker_;
 };
