@@ -27,12 +27,14 @@ enum Exit : int {
   kUsage = 2,       ///< bad arguments, bad JSON, invalid id
   kConnection = 3,  ///< cannot connect, timed out, connection lost
   kRedis = 4,       ///< Redis answered with an error, or a stored value is not JSON
+  kDenied = 5,      ///< a rate limit denied the check, or an enforced quota refused it
 };
 
 /// The exit codes, as --help shows them.
 inline constexpr const char* kExitCodesHelp =
     "Exit codes: 0 ok, 1 key not found, 2 usage error (bad argument, JSON or id), "
-    "3 connection failure or timeout, 4 Redis error or undecodable value.";
+    "3 connection failure or timeout, 4 Redis error or undecodable value, 5 denied by a rate "
+    "limit or an enforced quota.";
 
 struct GlobalOptions {
   std::string redis_url;  ///< --redis; default from TIERD_REDIS_URL
@@ -70,5 +72,6 @@ void add_cache_commands(CLI::App& app, Context& ctx);
 void add_pubsub_commands(CLI::App& app, Context& ctx);
 void add_admin_commands(CLI::App& app, Context& ctx);
 void add_wb_commands(CLI::App& app, Context& ctx);
+void add_limit_commands(CLI::App& app, Context& ctx);
 
 }  // namespace tierctl

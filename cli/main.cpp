@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   tierctl::add_pubsub_commands(app, ctx);
   tierctl::add_admin_commands(app, ctx);
   tierctl::add_wb_commands(app, ctx);
+  tierctl::add_limit_commands(app, ctx);
   app.footer(
       std::string(
           "Examples:\n"

@@ -118,6 +118,7 @@ void read_common(const YAML::Node& node, const std::string& path, HandlerConfig&
   h.max_attempts = static_cast<std::uint32_t>(m.integer("max_attempts", 3, 1, 100));
   h.retry_backoff = std::chrono::milliseconds(m.integer("retry_backoff_ms", 200, 1, 3600 * 1000));
   h.dedup_ttl = std::chrono::seconds(m.integer("dedup_ttl_s", 0, 0, 30 * 86400));
+  h.dedup_ttl_set = m.has("dedup_ttl_s");
   h.yaml_path = path;
 }
 

@@ -36,6 +36,9 @@ struct HandlerConfig {
   /// How long an envelope id is remembered (SET NX EX) so that an event carrying an id seen
   /// before is not handled again, in seconds; 0 = no de-duplication.
   std::chrono::seconds dedup_ttl{0};
+  /// dedup_ttl_s was given; when not, the handler's own default applies
+  /// (Handler::default_dedup_ttl, e.g. quota_alerts).
+  bool dedup_ttl_set = false;
   std::string yaml_path;  ///< "handlers[0]", for log lines
   YAML::Node section;     ///< the whole mapping, common keys included
 };

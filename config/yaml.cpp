@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <limits>
 
 namespace tierd::yaml {
@@ -162,6 +163,31 @@ std::int64_t Map::integer(const std::string& key, std::int64_t fallback, std::in
          "must be between " + std::to_string(min) + " and " + std::to_string(max) + ", got " + s);
   }
   return out;
+}
+
+double Map::number(const std::string& key, double fallback, double min, double max) const {
+  YAML::Node v = node_[key];
+  if (!v || v.IsNull()) {
+    return fallback;
+  }
+  const std::string p = path_of(key);
+  if (!v.IsScalar() || v.Tag() == "!") {
+    fail(v, p, std::string("expected a number, got ") + (v.IsScalar() ? "a string" : kind_name(v)));
+  }
+  const std::string& s = v.Scalar();
+  const auto parsed = tier::parse_double(s);
+  if (!parsed) {
+    fail(v, p, "expected a number, got '" + s + "'");
+  }
+  if (*parsed < min || *parsed > max) {
+    auto text = [](double d) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%g", d);
+      return std::string(buf);
+    };
+    fail(v, p, "must be between " + text(min) + " and " + text(max) + ", got " + s);
+  }
+  return *parsed;
 }
 
 bool Map::boolean(const std::string& key, bool fallback) const {

@@ -38,6 +38,8 @@ class Map {
   /// Integer in [min, max].
   std::int64_t integer(const std::string& key, std::int64_t fallback, std::int64_t min,
                        std::int64_t max) const;
+  /// A finite number in [min, max] (integers are numbers too).
+  double number(const std::string& key, double fallback, double min, double max) const;
   bool boolean(const std::string& key, bool fallback) const;
   /// A sequence of strings (a single string is refused: lists stay lists).
   std::vector<std::string> strings(const std::string& key,

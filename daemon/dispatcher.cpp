@@ -431,6 +431,9 @@ void Dispatcher::install(const Config& config, const ResolvedHandlers& handlers)
     slot->handler = build(slot->ctx);
     slot->required = slot->handler->required_fields();
     slot->needs_body = slot->handler->needs_body();
+    if (!slot->cfg.dedup_ttl_set) {
+      slot->cfg.dedup_ttl = slot->handler->default_dedup_ttl();
+    }
     for (const auto& g : hc.on) {
       slot->on.emplace_back(g);
     }

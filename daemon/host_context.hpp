@@ -19,6 +19,7 @@
 #include "tier/metrics.hpp"
 #include "tier/pg/conn.hpp"
 #include "tier/uv/async_client.hpp"
+#include "tier/uv/http_client.hpp"
 
 namespace tierd {
 
@@ -74,6 +75,12 @@ class HostContext final : public Context {
     return *links_.back().second;
   }
   tier::PgConn* postgres() override { return env_.postgres; }
+  tier::uv::HttpClient& http() override {
+    if (!http_) {
+      http_ = std::make_unique<tier::uv::HttpClient>(env_.loop);
+    }
+    return *http_;
+  }
   TimerHandle start_timer(std::chrono::milliseconds delay, std::chrono::milliseconds repeat,
                           std::function<void()> cb) override {
     return std::make_unique<UvTimer>(env_.loop, delay, repeat, std::move(cb));
@@ -94,6 +101,7 @@ class HostContext final : public Context {
   std::string name_;
   std::string prefix_;
   std::vector<std::pair<std::string, std::unique_ptr<tier::AsyncClient>>> links_;
+  std::unique_ptr<tier::uv::HttpClient> http_;
 };
 
 }  // namespace tierd

@@ -32,6 +32,9 @@ class logger;
 namespace tier {
 class AsyncClient;
 class PgConn;
+namespace uv {
+class HttpClient;
+}
 namespace metrics {
 class Registry;
 }
@@ -82,6 +85,9 @@ class Handler {
   /// (and none declares required_fields()), the core skips building the DOM: most of the
   /// cost of a message. Asked once, when the handler is installed.
   virtual bool needs_body() const { return true; }
+  /// De-duplication by envelope id when the section does not set dedup_ttl_s (0 = none):
+  /// a handler whose effects must happen once across tierd instances turns it on.
+  virtual std::chrono::seconds default_dedup_ttl() const { return std::chrono::seconds(0); }
 };
 
 /// A running timer; cancel() (or destroying the handle) stops it. Safe to cancel twice.
@@ -104,6 +110,9 @@ class Context {
   /// as the context. The handler may close() it when it stops.
   virtual tier::AsyncClient& redis_connection(const std::string& label,
                                               std::chrono::milliseconds command_timeout) = 0;
+  /// HTTP requests on the loop (webhooks, provider probes); this handler's own client,
+  /// created on first use and closed with the context.
+  virtual tier::uv::HttpClient& http() = 0;
   /// PostgreSQL connection, or nullptr when no postgres is configured.
   virtual tier::PgConn* postgres() = 0;
   /// Runs `cb` after `delay`, then every `repeat` when repeat > 0. The callback runs on the

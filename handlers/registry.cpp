@@ -4,6 +4,8 @@
 #include "config/yaml.hpp"
 #include "handlers/count/count.hpp"
 #include "handlers/invalidate/invalidate.hpp"
+#include "handlers/notify/notify.hpp"
+#include "handlers/quota_alerts/quota_alerts.hpp"
 #include "handlers/write_behind/write_behind.hpp"
 #include "tier/keys.hpp"
 
@@ -15,6 +17,8 @@ const std::vector<std::pair<std::string, Factory>>& registry() {
   static const std::vector<std::pair<std::string, Factory>> list{
       {"count", count_factory()},
       {"invalidate", invalidate_factory()},
+      {"notify", notify_factory()},
+      {"quota_alerts", quota_alerts_factory()},
       {"write_behind", write_behind_factory()},
   };
   return list;

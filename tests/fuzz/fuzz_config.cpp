@@ -76,6 +76,9 @@ class FuzzContext final : public tierd::Context {
                                  std::function<void()>) override {
     finding("a handler builder started a timer (it must wait for start())");
   }
+  tier::uv::HttpClient& http() override {
+    finding("a handler builder made an HTTP client (it must wait for start())");
+  }
   tier::metrics::Registry& metrics() override { return metrics_; }
   spdlog::logger& log() override { return *links().log; }
   void report_ready(const std::string&, const std::string&, bool) override {}
