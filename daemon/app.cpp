@@ -454,7 +454,7 @@ tier::Status App::start() {
   };
   m.dispatcher = std::make_unique<Dispatcher>(env);
   try {
-    m.dispatcher->install(c, resolve(c));
+    m.dispatcher->install(c, resolve(c, m.options.env));
   } catch (const ConfigError& e) {
     m.logger->error("{}", e.what());
     return tier::make_error(tier::ErrorKind::invalid, e.what());
@@ -549,7 +549,7 @@ bool App::apply(const Config& next) {
   c.postgres_conninfo = m.config.postgres_conninfo;
   c.postgres_conninfo_from_env = m.config.postgres_conninfo_from_env;
   try {
-    m.dispatcher->install(c, resolve(c));
+    m.dispatcher->install(c, resolve(c, m.options.env));
   } catch (const std::exception& e) {
     m.meters.config_reloads.with({{"result", "error"}}).inc();
     m.logger->error("reload refused, keeping the running config: {}", e.what());

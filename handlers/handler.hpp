@@ -141,6 +141,9 @@ using Builder = std::function<std::unique_ptr<Handler>(Context&)>;
 /// from the config before anything connects.
 struct HostInfo {
   bool postgres = false;  ///< a PostgreSQL connection is configured
+  /// The environment secrets come from (a webhook's header values name variables in it);
+  /// never the YAML.
+  EnvLookup env = process_env();
 };
 
 /// Validates `section` (the whole handler mapping, common keys included, found at

@@ -26,14 +26,15 @@ const std::vector<std::pair<std::string, Factory>>& registry() {
 
 }  // namespace
 
-HostInfo host_info(const Config& config) {
+HostInfo host_info(const Config& config, const EnvLookup& env) {
   HostInfo host;
   host.postgres = !config.postgres_conninfo.empty();
+  host.env = env;
   return host;
 }
 
-ResolvedHandlers resolve(const Config& config) {
-  const HostInfo host = host_info(config);
+ResolvedHandlers resolve(const Config& config, const EnvLookup& env) {
+  const HostInfo host = host_info(config, env);
   ResolvedHandlers out;
   out.reserve(config.handlers.size());
   for (const auto& h : config.handlers) {

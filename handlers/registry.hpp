@@ -18,10 +18,10 @@ struct ResolvedHandler {
 using ResolvedHandlers = std::vector<ResolvedHandler>;
 
 /// What the handlers of `config` may count on (a PostgreSQL connection, ...).
-HostInfo host_info(const Config& config);
+HostInfo host_info(const Config& config, const EnvLookup& env = process_env());
 /// Runs the factory of every handler section, in order. Throws ConfigError naming the YAML
 /// path: an unknown type (with the known ones), or what the factory refused.
-ResolvedHandlers resolve(const Config& config);
+ResolvedHandlers resolve(const Config& config, const EnvLookup& env = process_env());
 
 /// The factory of a handler type; nullptr for an unknown type.
 const Factory* find_factory(const std::string& type);

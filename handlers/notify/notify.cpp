@@ -2,7 +2,6 @@
 
 #include <spdlog/logger.h>
 
-#include <cstdlib>
 #include <deque>
 #include <set>
 
@@ -53,7 +52,7 @@ bool header_name_ok(const std::string& n) {
 
 /// Replaces each ${NAME} with the environment variable's value.
 std::string expand(const std::string& value, const YAML::Node& node, const std::string& path,
-                   const std::function<const char*(const char*)>& env) {
+                   const EnvLookup& env) {
   std::string out;
   std::size_t i = 0;
   while (i < value.size()) {
@@ -68,11 +67,11 @@ std::string expand(const std::string& value, const YAML::Node& node, const std::
       yaml::fail(node, path, "unterminated ${ in a header value");
     }
     const std::string name = value.substr(open + 2, close - open - 2);
-    const char* v = name.empty() ? nullptr : env(name.c_str());
-    if (v == nullptr) {
+    const std::optional<std::string> v = name.empty() || !env ? std::nullopt : env(name.c_str());
+    if (!v) {
       yaml::fail(node, path, "environment variable '" + tier::excerpt(name, 64) + "' is not set");
     }
-    out += v;
+    out += *v;
     i = close + 1;
   }
   if (out.find_first_of("\r\n") != std::string::npos || out.find('\0') != std::string::npos) {
@@ -81,8 +80,7 @@ std::string expand(const std::string& value, const YAML::Node& node, const std::
   return out;
 }
 
-Settings parse_settings(const YAML::Node& section, const std::string& path,
-                        const std::function<const char*(const char*)>& env) {
+Settings parse_settings(const YAML::Node& section, const std::string& path, const EnvLookup& env) {
   std::vector<std::string> keys = common_handler_keys();
   keys.emplace_back("sinks");
   keys.emplace_back("stop_timeout_ms");
@@ -375,12 +373,9 @@ class NotifyHandler final : public Handler {
 
 }  // namespace
 
-Factory notify_factory(std::function<const char*(const char*)> env) {
-  if (!env) {
-    env = [](const char* name) -> const char* { return std::getenv(name); };
-  }
-  return [env](const YAML::Node& section, const std::string& path, const HostInfo&) -> Builder {
-    Settings settings = parse_settings(section, path, env);
+Factory notify_factory() {
+  return [](const YAML::Node& section, const std::string& path, const HostInfo& host) -> Builder {
+    Settings settings = parse_settings(section, path, host.env);
     return [settings](Context& ctx) -> std::unique_ptr<Handler> {
       return std::make_unique<NotifyHandler>(ctx, settings);
     };

@@ -16,7 +16,7 @@
 
 namespace tierd {
 
-/// `env` looks up environment variables (tests pass their own).
-Factory notify_factory(std::function<const char*(const char*)> env = nullptr);
+/// Header values name their secrets in HostInfo::env.
+Factory notify_factory();
 
 }  // namespace tierd

@@ -17,8 +17,9 @@ namespace {
 
 using Json = nlohmann::json;
 
-/// Why a warning cannot be turned into notifications, or nullopt.
-std::optional<std::string> check_warning(const Json& w) {
+}  // namespace
+
+std::optional<std::string> check_quota_warning(const Json& w) {
   for (const char* f : {"id", "user_id", "metric", "period", "period_key"}) {
     if (!w.contains(f) || !w[f].is_string()) {
       return std::string("field '") + f + "' must be a string";
@@ -37,6 +38,8 @@ std::optional<std::string> check_warning(const Json& w) {
   }
   return std::nullopt;
 }
+
+namespace {
 
 std::string percent(double ratio) {
   char buf[32];
@@ -63,7 +66,7 @@ class QuotaAlerts final : public Handler {
 
   void handle(std::shared_ptr<const Event> event, Done done) override {
     const Json& w = event->body;
-    if (auto bad = check_warning(w)) {
+    if (auto bad = check_quota_warning(w)) {
       rejected_.with({{"handler", ctx_.handler_name()}}).inc();
       done(HandlerResult::fail("quota warning: " + *bad));
       return;

@@ -13,8 +13,12 @@ namespace tierd {
 
 Factory quota_alerts_factory();
 
-/// The notification for a quota warning (exposed for tests): {"id", "kind", "title",
-/// "body", "data", "ts"}; `ts` is unix milliseconds.
+/// Why a quota warning cannot be turned into notifications (a field missing or of the
+/// wrong type, a hostile user id), or nullopt.
+std::optional<std::string> check_quota_warning(const nlohmann::json& warning);
+
+/// The notification for a quota warning (of check_quota_warning()'s shape) (exposed for tests):
+/// {"id", "kind", "title", "body", "data", "ts"}; `ts` is unix milliseconds.
 nlohmann::json quota_notification(const nlohmann::json& warning, std::int64_t ts_ms);
 
 }  // namespace tierd

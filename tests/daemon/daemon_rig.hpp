@@ -37,16 +37,16 @@ struct Daemon {
   explicit Daemon(const std::string& handlers_yaml, const std::string& name,
                   const std::string& config_path = "", const std::string& postgres = "",
                   tiertest::RedisServer& server = tiertest::redis(),
-                  const std::string& redis_extra = "")
+                  const std::string& redis_extra = "", const tierd::EnvLookup& env = kNoEnv)
       : client(server.client()), keys(client, name) {
     yaml = (postgres.empty() ? "" : "postgres:\n  conninfo: \"" + postgres + "\"\n") +
            "redis:\n  url: " + server.url() + "\n" + redis_extra +
            "http:\n  listen: 127.0.0.1:0\nnamespace: \"" + keys.prefix() +
            "\"\nshutdown_timeout_ms: 3000\n" + handlers_yaml;
     tierd::AppOptions o;
-    o.config = tierd::parse_config(yaml, "test.yaml", kNoEnv);
+    o.config = tierd::parse_config(yaml, "test.yaml", env);
     o.config_path = config_path;
-    o.env = kNoEnv;
+    o.env = env;
     o.handle_signals = false;
     o.logger = quiet_logger();
     app = std::make_unique<tierd::App>(loop.get(), std::move(o));

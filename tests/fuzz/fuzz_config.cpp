@@ -137,6 +137,19 @@ void check_accepted(const tierd::Config& c, const tierd::ResolvedHandlers& handl
 
 }  // namespace
 
+namespace {
+
+// The environment handlers see (notify's header values name variables): one secret.
+constexpr std::string_view kSecret = "Zq7FuzzSecret";
+std::optional<std::string> secret_env(const char* name) {
+  if (std::string_view(name) == "TIERD_FUZZ_SECRET") {
+    return std::string(kSecret);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   for (const char* v :
        {"TIERD_REDIS_PASSWORD", "TIERD_REDIS_PASSWORD_FILE", "REDISCLI_AUTH", "TIERD_REDIS_URL",
@@ -155,8 +168,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   try {
     // As --check-config: parsed, then every handler section through its factory.
     config = tierd::parse_config(text, "fuzz.yaml", no_env);
-    handlers = tierd::resolve(*config);
-  } catch (const tierd::ConfigError&) {
+    handlers = tierd::resolve(*config, secret_env);
+  } catch (const tierd::ConfigError& e) {
+    // A header value that names the secret's variable must never put it in an error.
+    if (std::string_view(e.what()).find(kSecret) != std::string_view::npos) {
+      finding(std::string("a config error shows a secret from the environment: ") + e.what());
+    }
     return 0;  // refused, with a YAML path: what it is for
   } catch (const std::exception& e) {
     finding(std::string("parse_config threw ") + typeid(e).name() +

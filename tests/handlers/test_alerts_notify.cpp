@@ -230,7 +230,12 @@ TEST_CASE("quota_alerts: the notification names the usage") {
 }
 
 TEST_CASE("notify: webhooks retry 5xx, give up on 4xx, carry secrets from the environment") {
-  ::setenv("TIERD_TEST_WEBHOOK_TOKEN", "s3cret", 1);
+  const tierd::EnvLookup env = [](const char* name) -> std::optional<std::string> {
+    if (std::string_view(name) == "TIERD_TEST_WEBHOOK_TOKEN") {
+      return "s3cret";
+    }
+    return std::nullopt;
+  };
   WebhookServer flaky({500, 503, 200});
   WebhookServer gone({404});
   const std::string user = unique_user("nt");
@@ -244,7 +249,7 @@ TEST_CASE("notify: webhooks retry 5xx, give up on 4xx, carry secrets from the en
                std::to_string(gone.port()) +
                "/hook\", retry_backoff_ms: 10}\n"
                "      - {name: journal, type: log}\n",
-           "notify");
+           "notify", "", "", tiertest::redis(), "", env);
   const std::string message = R"({"id":"n1","kind":"info","title":"hello","body":"b","ts":1})";
   d.publish("notifications:user:" + user, message);
   REQUIRE(d.loop.run_until(
@@ -298,7 +303,7 @@ TEST_CASE("notify and quota_alerts: broken config is refused with the YAML path"
     try {
       auto c = tierd::parse_config("redis:\n  url: redis://127.0.0.1:1\n" + handlers, "t.yaml",
                                    tierd_test::kNoEnv);
-      tierd::resolve(c);
+      tierd::resolve(c, tierd_test::kNoEnv);
     } catch (const tierd::ConfigError& e) {
       return std::string(e.what());
     }
