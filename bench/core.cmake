@@ -7,3 +7,6 @@ target_link_libraries(core_delete_bench PRIVATE tier_all tierd_warnings)
 
 add_executable(core_hash_bench core_hash_bench.cpp)
 target_link_libraries(core_hash_bench PRIVATE tier_all OpenSSL::Crypto tierd_warnings)
+
+add_executable(ratelimit_bench ratelimit_bench.cpp)
+target_link_libraries(ratelimit_bench PRIVATE tier_all tierd_warnings)

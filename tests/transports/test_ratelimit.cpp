@@ -13,6 +13,7 @@
 
 #include "support/helpers.hpp"
 #include "support/servers.hpp"
+#include "tier/quota.hpp"
 #include "tier/ratelimit.hpp"
 #include "tier/script.hpp"
 
@@ -307,4 +308,26 @@ TEST_CASE("rate limits: bad input is refused before Redis, naming what is wrong"
       {"EVAL", tier::script("ratelimit").source, "1", "k", "nope", "5", "1000", "", "1", "0"}));
   CHECK(direct.is_error());
   CHECK(direct.str.starts_with("ERR invalid algorithm"));
+}
+
+TEST_CASE("rate limits and quotas: a Python app on the same scripts shares the counts",
+          "[ratelimit][quota]") {
+  auto& redis = tiertest::redis();
+  tier::Client& c = redis.client();
+  tiertest::TestKeys keys(c, "rl-python");
+  // Debian's interpreter and python3-redis (scripts/setup), running the documented example.
+  tiertest::run_command(
+      {"/usr/bin/python3",
+       std::string(TIERD_SOURCE_DIR) + "/clients/python/examples/ratelimit_quota.py", redis.url(),
+       keys.prefix()});
+  // Python took 3 of 5; C++ sees the same window and takes the 4th.
+  tier::RateLimiter limiter({.prefix = keys.prefix()});
+  auto r = c.run(limiter.check("py-user", {.limit = 5, .window = 60000ms}));
+  CHECK(r.allowed);
+  CHECK(r.remaining == 1);
+  // Python counted 85 of 100 and got the 0.8 warning; C++ adds 1 and gets none again.
+  tier::Quotas quotas({.prefix = keys.prefix(), .warning_channel = ""});
+  auto u = c.run(quotas.increment("py-user", "api_calls", 1, {.daily = 100}));
+  CHECK(u.daily.used == 86);
+  CHECK(u.warnings.empty());
 }
