@@ -249,31 +249,46 @@ TEST_CASE("rate limits: shadow mode never denies, and says it would have", "[rat
   CHECK(shadow.stats().denied == 0);
 }
 
-TEST_CASE("rate limits: fail-open and fail-closed when Redis cannot be reached", "[ratelimit]") {
-  // A port nothing listens on: the check fails with a transient error.
-  tiertest::TempDir dir("ratelimit");
-  tier::Client down("unix://" + dir.path() + "/nothing.sock");
+TEST_CASE("rate limits: fail-open and fail-closed when Redis is stopped or frozen", "[ratelimit]") {
+  tiertest::RedisServer own;  // a private server this test stops and freezes
   const RateLimit limit{.limit = 5, .window = 1000ms};
-  for (auto policy : {tier::FailPolicy::open, tier::FailPolicy::closed}) {
-    tier::RateLimiter limiter({.on_unavailable = policy});
-    auto raw = down.try_run(limiter.check("u1", limit));
-    REQUIRE_FALSE(raw.ok());
-    auto r = limiter.decide(std::move(raw), limit);
-    REQUIRE(r.ok());
-    if (policy == tier::FailPolicy::open) {
-      CHECK(r->allowed);
-      CHECK(r->decision == tier::RateDecision::fail_open);
-      CHECK(limiter.stats().fail_open == 1);
-    } else {
-      CHECK_FALSE(r->allowed);
-      CHECK(r->decision == tier::RateDecision::fail_closed);
-      CHECK(r->retry_after == 1000ms);
-      CHECK(limiter.stats().fail_closed == 1);
+  tier::ClientOptions o;
+  o.endpoint = tier::RedisEndpoint::parse(own.url());
+  o.command_timeout = 300ms;
+  o.connect_timeout = 300ms;
+  tier::Client client(o);
+  REQUIRE(client.run(tier::RateLimiter().check("u1", limit)).allowed);
+
+  auto decide_both = [&](const char* state) {
+    INFO(state);
+    for (auto policy : {tier::FailPolicy::open, tier::FailPolicy::closed}) {
+      tier::RateLimiter limiter({.on_unavailable = policy});
+      auto raw = client.try_run(limiter.check("u1", limit));
+      REQUIRE_FALSE(raw.ok());
+      CHECK(raw.error().transient());
+      auto r = limiter.decide(std::move(raw), limit);
+      REQUIRE(r.ok());
+      if (policy == tier::FailPolicy::open) {
+        CHECK(r->allowed);
+        CHECK(r->decision == tier::RateDecision::fail_open);
+        CHECK(limiter.stats().fail_open == 1);
+      } else {
+        CHECK_FALSE(r->allowed);
+        CHECK(r->decision == tier::RateDecision::fail_closed);
+        CHECK(r->retry_after == 1000ms);
+        CHECK(limiter.stats().fail_closed == 1);
+      }
     }
-  }
+  };
+  own.pause();  // frozen: the deadline decides
+  decide_both("frozen");
+  own.resume();
+  own.stop();  // gone: the connection fails
+  decide_both("stopped");
+
   // An invalid request stays an error whatever the policy.
   tier::RateLimiter open({.on_unavailable = tier::FailPolicy::open});
-  auto bad = open.decide(down.try_run(open.check("u1", {.limit = 0})), limit);
+  auto bad = open.decide(client.try_run(open.check("u1", {.limit = 0})), limit);
   REQUIRE_FALSE(bad.ok());
   CHECK(bad.error().kind == tier::ErrorKind::invalid);
 }
