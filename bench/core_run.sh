@@ -28,22 +28,8 @@ REPEAT=${REPEAT:-3}
 VALUE_BYTES=64
 KEYSPACE=100000
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/tier-bench.XXXXXX")
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no \
-  --enable-debug-command yes --daemonize no --logfile "$dir/redis.log" &
-redis_pid=$!
-cleanup() {
-  kill "$redis_pid" 2>/dev/null || true
-  wait "$redis_pid" 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-for _ in $(seq 100); do
-  redis-cli -p "$port" PING >/dev/null 2>&1 && break
-  sleep 0.05  # start-up of a child process: nothing else to poll
-done
-url=redis://127.0.0.1:$port
+. "$here/redis.sh"
+bench_redis tier-bench --enable-debug-command yes
 echo "redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on port $port;" \
   "$(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 

@@ -23,22 +23,8 @@ LATENCY_REQUESTS=${LATENCY_REQUESTS:-20000}
 REPEAT=${REPEAT:-3}
 KEYSPACE=10000
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/tier-rl-bench.XXXXXX")
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no \
-  --daemonize no --logfile "$dir/redis.log" &
-redis_pid=$!
-cleanup() {
-  kill "$redis_pid" 2>/dev/null || true
-  wait "$redis_pid" 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-for _ in $(seq 100); do
-  redis-cli -p "$port" PING >/dev/null 2>&1 && break
-  sleep 0.05  # start-up of a child process: nothing else to poll
-done
-url=redis://127.0.0.1:$port
+. "$here/redis.sh"
+bench_redis tier-rl-bench
 sha=$(redis-cli -p "$port" SCRIPT LOAD "$(cat "$here/../core/lua/ratelimit.lua")")
 echo "redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'); $(nproc) CPUs;" \
   "load $(cut -d' ' -f1-3 /proc/loadavg); P=$PIPELINE, $REQUESTS checks, $KEYSPACE users" >&2

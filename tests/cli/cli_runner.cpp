@@ -1,5 +1,8 @@
 #include "cli_runner.hpp"
 
+#include "support/helpers.hpp"
+#include "support/servers.hpp"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <pty.h>
@@ -167,6 +170,17 @@ CliResult tierctl(const std::vector<std::string>& args, const std::string& input
                   const CliEnv& env) {
   CliProcess p(args, input, env);
   return p.wait();
+}
+
+std::vector<std::string> with(const TestKeys& keys, std::vector<std::string> args) {
+  std::vector<std::string> out{"--redis", redis().url(), "--prefix", keys.prefix()};
+  out.insert(out.end(), args.begin(), args.end());
+  return out;
+}
+
+std::string describe(const CliResult& r) {
+  return "exit " + std::to_string(r.exit_code) + (r.timed_out ? " (timed out)" : "") +
+         "\nstdout: " + r.out + "\nstderr: " + r.err;
 }
 
 }  // namespace tiertest

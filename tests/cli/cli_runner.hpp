@@ -54,4 +54,13 @@ class CliProcess {
 CliResult tierctl(const std::vector<std::string>& args, const std::string& input = "",
                   const CliEnv& env = {});
 
+class TestKeys;
+
+/// `args` after --redis <the harness's server> --prefix <the test's key prefix>, so tests
+/// never share keys.
+std::vector<std::string> with(const TestKeys& keys, std::vector<std::string> args);
+
+/// Exit code, stdout and stderr, for a failing check's message.
+std::string describe(const CliResult& r);
+
 }  // namespace tiertest

@@ -9,22 +9,12 @@
 #include "support/servers.hpp"
 
 using tiertest::CliResult;
+using tiertest::describe;
 using tiertest::tierctl;
+using tiertest::with;
 using Json = nlohmann::json;
 
-namespace {
-
-std::vector<std::string> with(const tiertest::TestKeys& keys, std::vector<std::string> args) {
-  std::vector<std::string> out{"--redis", tiertest::redis().url(), "--prefix", keys.prefix()};
-  out.insert(out.end(), args.begin(), args.end());
-  return out;
-}
-
-std::string describe(const CliResult& r) {
-  return "exit " + std::to_string(r.exit_code) + "\nstdout: " + r.out + "\nstderr: " + r.err;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("tierctl ratelimit check: allowed, then denied with exit 5 and the reply's fields") {
   tiertest::TestKeys keys(tiertest::redis().client(), "cli_rl");

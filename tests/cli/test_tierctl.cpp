@@ -18,17 +18,12 @@
 #include "tier/pubsub.hpp"
 
 using tiertest::CliResult;
+using tiertest::describe;
 using tiertest::tierctl;
+using tiertest::with;
 using Json = nlohmann::json;
 
 namespace {
-
-// Every call names the server and a per-test prefix, so tests never share keys.
-std::vector<std::string> with(const tiertest::TestKeys& keys, std::vector<std::string> args) {
-  std::vector<std::string> out{"--redis", tiertest::redis().url(), "--prefix", keys.prefix()};
-  out.insert(out.end(), args.begin(), args.end());
-  return out;
-}
 
 tier::Reply redis_cmd(std::vector<std::string> args) {
   return tiertest::redis().client().run(tier::raw(std::move(args)));
@@ -43,11 +38,6 @@ void require_one_error_line(const CliResult& r) {
   INFO("stderr: " << r.err);
   REQUIRE(r.err.rfind("tierctl: ", 0) == 0);
   REQUIRE(r.err.find('\n') == r.err.size() - 1);
-}
-
-std::string describe(const CliResult& r) {
-  return "exit " + std::to_string(r.exit_code) + (r.timed_out ? " (timed out)" : "") +
-         "\nstdout: " + r.out + "\nstderr: " + r.err;
 }
 
 }  // namespace

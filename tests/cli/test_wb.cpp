@@ -15,24 +15,15 @@
 #include "tier/script.hpp"
 
 using tiertest::CliResult;
+using tiertest::describe;
 using tiertest::tierctl;
+using tiertest::with;
 using Json = nlohmann::json;
 
 namespace {
 
-std::vector<std::string> with(const tiertest::TestKeys& keys, std::vector<std::string> args) {
-  std::vector<std::string> out{"--redis", tiertest::redis().url(), "--prefix", keys.prefix()};
-  out.insert(out.end(), args.begin(), args.end());
-  return out;
-}
-
 tier::Reply redis_cmd(std::vector<std::string> args) {
   return tiertest::redis().client().run(tier::raw(std::move(args)));
-}
-
-std::string describe(const CliResult& r) {
-  return "exit " + std::to_string(r.exit_code) + (r.timed_out ? " (timed out)" : "") +
-         "\nstdout: " + r.out + "\nstderr: " + r.err;
 }
 
 struct Entry {
