@@ -139,7 +139,10 @@ void redis_url(const std::string& url) {
     require(other.redacted() == shown, "redacted() depends on the password: " + shown);
     require(shown.find("***") != std::string::npos, "redacted() hides that there is a password");
   }
-  require(!in_password || !shows_canary(shown), "redacted() shows the password: " + shown);
+  // The whole canary: redacted() was just shown not to depend on the password, and a user
+  // name's percent-encoding can spell a fragment by itself ("%17x9Kw2" holds "7x9Kw2").
+  require(!in_password || shown.find(kCanary) == std::string::npos,
+          "redacted() shows the password: " + shown);
 
   // The printed form reads back as the same endpoint (the password shown as "***").
   tier::RedisEndpoint back;
