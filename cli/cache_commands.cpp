@@ -1,10 +1,19 @@
 // get / set / del / mget: the three cache tiers (DESIGN §4) through tier::Cache.
 
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstring>
 #include <iostream>
 
 #include "context.hpp"
 #include "tier/errors.hpp"
+#include "tier/keys.hpp"
+#include "tier/numbers.hpp"
+#include "tier/sync/patterns.hpp"
 
 namespace tierctl {
 namespace {
@@ -51,6 +60,61 @@ tier::TierKey key_from(const tier::Cache& cache, tier::Tier t, const std::vector
     throw tier::InvalidArgument(std::string("the ") + tier::to_string(t) + " tier takes " + usage);
   }
   return make_key(cache, t, args.data());
+}
+
+/// Runs COMMAND (PATH searched) with stdin closed and stderr inherited; its stdout, which
+/// must be one JSON value, is the loaded value.
+tier::Json run_loader(const std::vector<std::string>& command) {
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) {
+    throw tier::IoError(std::string("fetch: pipe: ") + std::strerror(errno));
+  }
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    throw tier::IoError(std::string("fetch: fork: ") + std::strerror(errno));
+  }
+  if (pid == 0) {
+    ::dup2(out[1], STDOUT_FILENO);
+    const int devnull = ::open("/dev/null", O_RDONLY);
+    if (devnull >= 0) {
+      ::dup2(devnull, STDIN_FILENO);
+    }
+    std::vector<char*> argv;
+    for (const auto& s : command) {
+      argv.push_back(const_cast<char*>(s.c_str()));
+    }
+    argv.push_back(nullptr);
+    ::execvp(argv[0], argv.data());
+    std::fprintf(stderr, "tierctl: fetch: cannot run %s: %s\n", argv[0], std::strerror(errno));
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  std::string text;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::read(out[0], buf, sizeof buf);
+    if (n > 0) {
+      text.append(buf, static_cast<std::size_t>(n));
+    } else if (n == 0 || errno != EINTR) {
+      break;
+    }
+  }
+  ::close(out[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    throw ExitStatus(
+        "fetch: " + command[0] + " exited with status " + std::to_string(code) + "; nothing stored",
+        code);
+  }
+  tier::Json value = tier::Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded()) {
+    throw tier::InvalidArgument("fetch: the output of " + command[0] + " is not JSON: '" +
+                                tier::excerpt(text, 60) + "'; nothing stored");
+  }
+  return value;
 }
 
 CLI::Option* add_tier_option(CLI::App* cmd, std::string& tier) {
@@ -189,6 +253,63 @@ void add_cache_commands(CLI::App& app, Context& ctx) {
           }
         }
       }
+      return kOk;
+    });
+  }
+  {
+    struct FetchArgs {
+      std::string tier;
+      std::vector<std::string> args;
+      std::string ttl;
+      std::string wait = "60s";
+    };
+    auto a = std::make_shared<FetchArgs>();
+    auto* cmd = app.add_subcommand(
+        "fetch",
+        "Cache-aside from a shell: print the cached value, or run COMMAND once across every "
+        "caller (single-flight), cache its JSON stdout and print it");
+    add_tier_option(cmd, a->tier);
+    cmd->add_option("--ttl", a->ttl,
+                    "TTL of the stored value (500ms, 60s, 1m, 1h, 1d); default: "
+                    "the tier's");
+    cmd->add_option("--wait", a->wait,
+                    "How long to wait for another caller's COMMAND before running it here")
+        ->capture_default_str();
+    cmd->add_option("KEY", a->args, std::string(kKeyParts) + "; then -- COMMAND [ARGS...]")
+        ->required();
+    cmd->footer(
+        "Example: tierctl fetch --tier project p-42 report -- ./build_report.sh p-42\n"
+        "A failing COMMAND stores nothing and tierctl exits with its status.\n\n" +
+        std::string(kExitCodesHelp));
+    ctx.on_run(cmd, [&ctx, a] {
+      const tier::Tier t = tier_of(a->tier);
+      const std::size_t n = parts_of(t);
+      const std::vector<std::string>& command = ctx.passthrough;
+      if (a->args.size() != n || command.empty()) {
+        throw tier::InvalidArgument(std::string("fetch takes the key (") +
+                                    (n == 3 ? "TYPE IDENTIFIER METRIC" : "ID KEY") +
+                                    "), then -- COMMAND [ARGS...]");
+      }
+      const std::vector<std::string>& parts = a->args;
+      tier::TierKey key = make_key(ctx.cache(), t, parts.data());
+      tier::AsideOptions o;
+      if (!a->ttl.empty()) {
+        auto ttl = tier::parse_duration(a->ttl);
+        if (!ttl || ttl->count() < 1000) {
+          throw tier::InvalidArgument("--ttl '" + a->ttl + "': a duration of at least 1s");
+        }
+        o.ttl = std::chrono::duration_cast<std::chrono::seconds>(*ttl);
+      }
+      auto wait = tier::parse_duration(a->wait);
+      if (!wait) {
+        throw tier::InvalidArgument("--wait '" + a->wait + "': a positive duration (500ms, 60s)");
+      }
+      o.wait = *wait;
+      o.lease = std::max(*wait, std::chrono::milliseconds(1000));
+      tier::CachePatterns patterns(ctx.cache());
+      const tier::Json value =
+          tier::cache_aside(ctx.client(), patterns, key, [&] { return run_loader(command); });
+      Context::print_json(value);
       return kOk;
     });
   }

@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,8 @@ struct GlobalOptions {
 class Context {
  public:
   GlobalOptions options;
+  /// The arguments after `--` of a command that runs another program (fetch).
+  std::vector<std::string> passthrough;
 
   /// The client, connecting on first use (the URL is parsed then).
   tier::Client& client();
@@ -63,6 +66,12 @@ class Context {
   std::unique_ptr<tier::Client> client_;
   std::unique_ptr<tier::Cache> cache_;
   std::vector<std::pair<CLI::App*, std::function<int()>>> commands_;
+};
+
+/// Ends tierctl with this exit status and message (a command's own status, passed on).
+struct ExitStatus : std::runtime_error {
+  ExitStatus(const std::string& what, int code) : std::runtime_error(what), status(code) {}
+  int status;
 };
 
 /// Parses a JSON command-line argument; InvalidArgument naming `what` when it is not JSON.

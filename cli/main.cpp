@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <iostream>
+#include <string_view>
 
 #include "context.hpp"
 #include "tier/errors.hpp"
@@ -69,7 +70,22 @@ int main(int argc, char** argv) {
       tierctl::kExitCodesHelp);
 
   try {
-    app.parse(argc, argv);
+    // `fetch ... -- COMMAND [ARGS...]`: what follows "--" is the command to run, never
+    // tierctl's own arguments; CLI11 sees only what comes before.
+    int parsed = argc;
+    for (int i = 1; i < argc; ++i) {
+      if (std::string_view(argv[i]) == "fetch") {
+        for (int j = i + 1; j < argc; ++j) {
+          if (std::string_view(argv[j]) == "--") {
+            ctx.passthrough.assign(argv + j + 1, argv + argc);
+            parsed = j;
+            break;
+          }
+        }
+        break;
+      }
+    }
+    app.parse(parsed, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
@@ -87,6 +103,8 @@ int main(int argc, char** argv) {
       return fail(tierctl::kConnection, "cannot write to stdout");
     }
     return rc;
+  } catch (const tierctl::ExitStatus& e) {
+    return fail(e.status, e.what());
   } catch (const tier::InvalidArgument& e) {
     return fail(tierctl::kUsage, e.what());
   } catch (const tier::IoError& e) {  // TimeoutError and ClosedError included

@@ -6,6 +6,7 @@
 #include "handlers/invalidate/invalidate.hpp"
 #include "handlers/notify/notify.hpp"
 #include "handlers/quota_alerts/quota_alerts.hpp"
+#include "handlers/warm/warm.hpp"
 #include "handlers/write_behind/write_behind.hpp"
 #include "tier/keys.hpp"
 
@@ -15,11 +16,9 @@ namespace {
 
 const std::vector<std::pair<std::string, Factory>>& registry() {
   static const std::vector<std::pair<std::string, Factory>> list{
-      {"count", count_factory()},
-      {"invalidate", invalidate_factory()},
-      {"notify", notify_factory()},
-      {"quota_alerts", quota_alerts_factory()},
-      {"write_behind", write_behind_factory()},
+      {"count", count_factory()},   {"invalidate", invalidate_factory()},
+      {"notify", notify_factory()}, {"quota_alerts", quota_alerts_factory()},
+      {"warm", warm_factory()},     {"write_behind", write_behind_factory()},
   };
   return list;
 }

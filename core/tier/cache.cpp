@@ -65,6 +65,9 @@ Cache::Cache(CacheOptions options)
   for (int i = 0; i < 3; ++i) {
     counters_->hits[i] = 0;
     counters_->misses[i] = 0;
+    counters_->loads[i] = 0;
+    counters_->refreshes[i] = 0;
+    counters_->load_failures[i] = 0;
   }
 }
 
@@ -380,6 +383,9 @@ CacheStats Cache::stats() const {
   for (int i = 0; i < 3; ++i) {
     s.hits[i] = counters_->hits[i].load();
     s.misses[i] = counters_->misses[i].load();
+    s.loads[i] = counters_->loads[i].load();
+    s.refreshes[i] = counters_->refreshes[i].load();
+    s.load_failures[i] = counters_->load_failures[i].load();
   }
   return s;
 }
@@ -394,6 +400,13 @@ void Cache::reset_stats() {
 void Cache::count(Tier t, bool hit) const {
   auto i = static_cast<int>(t);
   ++(hit ? counters_->hits[i] : counters_->misses[i]);
+}
+
+void Cache::count_event(Tier t, CacheEvent e) const {
+  auto i = static_cast<int>(t);
+  ++(e == CacheEvent::load      ? counters_->loads[i]
+     : e == CacheEvent::refresh ? counters_->refreshes[i]
+                                : counters_->load_failures[i]);
 }
 
 }  // namespace tier

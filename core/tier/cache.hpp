@@ -47,10 +47,17 @@ struct TierKey {
   std::optional<Error> invalid;
 };
 
-/// Hits and misses counted by get/mget, per tier.
+/// What the cache patterns count besides hits and misses (tier/patterns.hpp).
+enum class CacheEvent { load, refresh, load_failure };
+
+/// Hits and misses counted by get/mget and the cache patterns, per tier; loads, refreshes
+/// and load failures counted by the patterns.
 struct CacheStats {
   std::uint64_t hits[3] = {0, 0, 0};
   std::uint64_t misses[3] = {0, 0, 0};
+  std::uint64_t loads[3] = {0, 0, 0};
+  std::uint64_t refreshes[3] = {0, 0, 0};
+  std::uint64_t load_failures[3] = {0, 0, 0};
   double hit_ratio(Tier t) const {
     auto i = static_cast<int>(t);
     auto n = hits[i] + misses[i];
@@ -112,6 +119,7 @@ class Cache {
   void reset_stats();
   /// Counts a hit or miss (used by ops of other modules that read tier keys).
   void count(Tier t, bool hit) const;
+  void count_event(Tier t, CacheEvent e) const;
   const CacheOptions& options() const noexcept { return options_; }
 
  private:
@@ -127,6 +135,9 @@ class Cache {
   struct Counters {
     std::atomic<std::uint64_t> hits[3];
     std::atomic<std::uint64_t> misses[3];
+    std::atomic<std::uint64_t> loads[3];
+    std::atomic<std::uint64_t> refreshes[3];
+    std::atomic<std::uint64_t> load_failures[3];
   };
   CacheOptions options_;
   // Shared with the decoders of ops, which may outlive this object.

@@ -1,6 +1,7 @@
 #include "handlers/invalidate/plan.hpp"
 
 #include "config/yaml.hpp"
+#include "handlers/key_template.hpp"
 #include "tier/glob.hpp"
 #include "tier/keys.hpp"
 
@@ -12,45 +13,6 @@ constexpr const char* kInvalidationChannel = "system:cache_invalidation";
 
 bool has_glob(std::string_view s) {
   return s.find_first_of("*?[]\\") != std::string_view::npos;
-}
-
-std::vector<Piece> parse_template(const std::string& t, const std::string& path, int line) {
-  std::vector<Piece> out;
-  std::size_t i = 0;
-  while (i < t.size()) {
-    const auto open = t.find('{', i);
-    const auto stray = t.find('}', i);
-    if (stray < open) {
-      throw ConfigError(path, line, "unbalanced '}' in key template '" + t + "'");
-    }
-    if (open == std::string::npos) {
-      out.push_back({false, t.substr(i)});
-      break;
-    }
-    if (open > i) {
-      out.push_back({false, t.substr(i, open - i)});
-    }
-    const auto close = t.find('}', open);
-    if (close == std::string::npos) {
-      throw ConfigError(path, line, "unclosed '{' in key template '" + t + "'");
-    }
-    const std::string name = t.substr(open + 1, close - open - 1);
-    if (name.empty() ||
-        name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                               "0123456789_") != std::string::npos) {
-      throw ConfigError(
-          path, line, "placeholder {" + name + "} must name a message field (letters, digits, _)");
-    }
-    out.push_back({true, name});
-    i = close + 1;
-  }
-  if (out.empty() || out.front().field || has_glob(out.front().text.substr(0, 1))) {
-    throw ConfigError(path, line,
-                      "key template '" + t +
-                          "' must start with a literal key prefix (e.g. "
-                          "'project:{project_id}:...')");
-  }
-  return out;
 }
 
 }  // namespace
@@ -99,7 +61,7 @@ Settings parse_settings(const YAML::Node& section, const std::string& path) {
         if (auto e = tier::check_id(templates[j], "key template")) {
           throw ConfigError(tp, line, e->message);
         }
-        rule.templates.push_back(parse_template(templates[j], tp, line));
+        rule.templates.push_back(parse_key_template(templates[j], tp, line));
       }
       s.rules.push_back(std::move(rule));
     }

@@ -13,14 +13,11 @@
 #include <vector>
 
 #include "handlers/handler.hpp"
+#include "handlers/key_template.hpp"
 
 namespace tierd::invalidate {
 
-/// One piece of a key template: literal text, or a {field} placeholder.
-struct Piece {
-  bool field = false;
-  std::string text;
-};
+using Piece = KeyPiece;
 
 struct Rule {
   std::string on;  ///< channel glob
