@@ -10,3 +10,18 @@ CREATE TABLE IF NOT EXISTS analysis_results (
   version bigint,
   PRIMARY KEY (project_id, code_hash)
 );
+
+-- The demo warmer's source (example config, handler `warm`, warmer `baseline_metrics`): on
+-- events:version_promoted {"project_id": "demo"} tierd caches this project's rows under
+-- project:demo:baseline_metrics.
+CREATE TABLE IF NOT EXISTS project_baselines (
+  project_id text NOT NULL,
+  metric text NOT NULL,
+  value double precision NOT NULL,
+  PRIMARY KEY (project_id, metric)
+);
+INSERT INTO project_baselines VALUES
+  ('demo', 'latency_p95_ms', 182.0),
+  ('demo', 'error_rate', 0.004),
+  ('demo', 'coverage', 0.81)
+ON CONFLICT DO NOTHING;

@@ -88,14 +88,15 @@ TEST_CASE("the built-in default config is the documented example and is valid") 
   CHECK(c.http_port == 9464);
   CHECK(c.subscribe == std::vector<std::string>{"events:*", "system:*", "notifications:*"});
   CHECK(c.max_message_bytes == 1048576);
-  REQUIRE(c.handlers.size() == 4);
+  REQUIRE(c.handlers.size() == 5);
   CHECK(c.handlers[0].type == "invalidate");
   CHECK(c.handlers[0].on.size() == 2);
   // The demo table of scripts/demo_schema.sql, so scripts/run persists rows out of the box.
   CHECK(c.handlers[1].type == "write_behind");
   CHECK(c.handlers[1].on == std::vector<std::string>{"system:write_behind_flush"});
-  CHECK(c.handlers[2].type == "quota_alerts");
-  CHECK(c.handlers[3].type == "notify");
+  CHECK(c.handlers[2].type == "warm");
+  CHECK(c.handlers[3].type == "quota_alerts");
+  CHECK(c.handlers[4].type == "notify");
   // The webhook sink stays commented out: no webhook exists by default.
   CHECK(text_has_commented_webhook());
   const std::string text(tierd::default_config_text());
@@ -332,7 +333,7 @@ TEST_CASE("tierd --check-config: exit 0 for a valid file, 78 with path and line 
                            "TIERD_POSTGRES_URL=postgresql://postgres@127.0.0.1:1/postgres ");
   INFO(ok.output);
   CHECK(ok.status == 0);
-  CHECK(ok.output.find("ok (4 handler(s))") != std::string::npos);
+  CHECK(ok.output.find("ok (5 handler(s))") != std::string::npos);
   // Its write_behind section needs PostgreSQL from the file or the environment.
   const Run no_pg = run_tierd("--check-config " + example, "env -u TIERD_POSTGRES_URL ");
   INFO(no_pg.output);
