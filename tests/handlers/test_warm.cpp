@@ -4,6 +4,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <iterator>
+
 #include <nlohmann/json.hpp>
 
 #include "config/error.hpp"
@@ -178,4 +183,32 @@ TEST_CASE("warm: broken warmer config is refused with the YAML path") {
   CHECK_THAT(error("    warmers:\n      - {name: a, query: q, key: \"p:{id}\", params: [id], "
                    "at_start: true}\n"),
              Catch::Contains("no message to take params from"));
+}
+
+TEST_CASE("warm: the example config's warmer fills the demo key from the demo schema") {
+  auto& pg = tiertest::postgres();
+  std::ifstream schema(std::string(TIERD_SOURCE_DIR) + "/scripts/demo_schema.sql");
+  const std::string sql((std::istreambuf_iterator<char>(schema)), std::istreambuf_iterator<char>());
+  REQUIRE_FALSE(sql.empty());
+  pg.query(sql);
+  // The built-in config's warm section, as it is, under the test's own servers.
+  const YAML::Node config = YAML::Load(std::string(tierd::default_config_text()));
+  YAML::Node warm;
+  const YAML::Node handlers = config["handlers"];
+  for (std::size_t i = 0; i < handlers.size(); ++i) {
+    if (handlers[i]["type"].as<std::string>() == "warm") {
+      warm = handlers[i];
+    }
+  }
+  REQUIRE(warm);
+  YAML::Emitter out;
+  out << YAML::BeginMap << YAML::Key << "handlers" << YAML::Value << YAML::BeginSeq << warm
+      << YAML::EndSeq << YAML::EndMap;
+  Daemon d(out.c_str(), "warm-example", "", pg.conninfo());
+  d.publish("events:version_promoted", R"({"project_id":"demo"})");
+  REQUIRE(d.until([&] { return value(d, "project:demo:baseline_metrics").has_value(); }));
+  const Json rows = *value(d, "project:demo:baseline_metrics");
+  REQUIRE(rows.size() == 3);
+  CHECK(rows[0]["metric"] == "coverage");
+  CHECK(rows[0]["value"] == 0.81);
 }
