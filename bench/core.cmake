@@ -10,3 +10,6 @@ target_link_libraries(core_hash_bench PRIVATE tier_all OpenSSL::Crypto tierd_war
 
 add_executable(ratelimit_bench ratelimit_bench.cpp)
 target_link_libraries(ratelimit_bench PRIVATE tier_all tierd_warnings)
+
+add_executable(patterns_bench patterns_bench.cpp)
+target_link_libraries(patterns_bench PRIVATE tier_all tierd_warnings)
