@@ -240,6 +240,7 @@ class NotifyHandler final : public Handler {
     std::deque<Item> queue;
     bool sending = false;
     bool overflow_logged = false;
+    bool failing = false;  ///< the last notification was given up
     Clock::time_point next_start{};
     TimerHandle timer;
     tier::metrics::Counter* delivered = nullptr;
@@ -308,6 +309,10 @@ class NotifyHandler final : public Handler {
     const std::string why = r.ok() ? "HTTP " + std::to_string(r->status) : r.error().message;
     if (delivered) {
       s.delivered->inc();
+      if (s.failing) {
+        s.failing = false;
+        ctx_.log().info("notify {}: sink {} delivers again", ctx_.handler_name(), s.cfg.name);
+      }
     } else if (retryable && it.attempt + 1 < s.cfg.max_attempts && !finished_) {
       s.retried->inc();
       const ms delay = tier::backoff_delay(s.cfg.backoff, s.cfg.backoff * 64, it.attempt++);
@@ -320,9 +325,15 @@ class NotifyHandler final : public Handler {
       return;
     } else {
       s.failed->inc();
-      ctx_.log().warn("notify {}: sink {} gave up on a notification of {} after {} attempt(s): {}",
-                      ctx_.handler_name(), s.cfg.name, tier::excerpt(it.channel, 120),
-                      it.attempt + 1, tier::excerpt(why, 200));
+      // Once when the sink starts failing (tierd_notify_deliveries_total counts each one).
+      if (!s.failing) {
+        s.failing = true;
+        ctx_.log().warn(
+            "notify {}: sink {} is failing: gave up on a notification of {} after {} "
+            "attempt(s): {}",
+            ctx_.handler_name(), s.cfg.name, tier::excerpt(it.channel, 120), it.attempt + 1,
+            tier::excerpt(why, 200));
+      }
     }
     s.queue.pop_front();
     s.depth->set(static_cast<double>(s.queue.size()));

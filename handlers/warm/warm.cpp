@@ -32,6 +32,7 @@ struct Warmer {
   std::vector<std::string> params;
   std::vector<KeyPiece> key;
   std::chrono::seconds ttl{3600};
+  std::string tier = "custom";  ///< the tier whose TTL it uses, for the cache metrics
   enum class Shape { row, rows, per_row } shape = Shape::row;
   bool delete_on_empty = true;
   std::vector<std::string> on;
@@ -121,6 +122,7 @@ Settings parse_settings(const YAML::Node& section, const std::string& path, cons
         yaml::fail(w.get("tier"), w.path_of("tier"), "expected session, project or global");
       }
       c.ttl = tier::Cache().default_ttl(*t);
+      c.tier = tier::to_string(*t);
     } else {
       c.ttl = std::chrono::seconds(w.integer("ttl_s", 3600, 1, 30LL * 86400));
     }
@@ -173,7 +175,10 @@ class WarmHandler final : public Handler {
         runs_(ctx.metrics().counter("tierd_warm_runs_total",
                                     "Warmer runs by warmer and result (ok, empty, retry, error, "
                                     "rejected, dropped)")),
-        keys_(ctx.metrics().counter("tierd_warm_keys_total", "Keys written by warmers")) {}
+        keys_(ctx.metrics().counter("tierd_warm_keys_total", "Keys written by warmers")),
+        cache_(ctx.metrics().counter(
+            "tierd_cache_events_total",
+            "Cache loads and load failures by tier (tierd fills keys through warmers)")) {}
 
   ~WarmHandler() override { *alive_ = false; }
 
@@ -358,8 +363,12 @@ class WarmHandler final : public Handler {
         return;
       }
       count(w, "error");
-      ctx_.log().warn("warm {}: warmer {}: {}", ctx_.handler_name(), w.name,
-                      tier::excerpt(e.message, 300));
+      cache_.with({{"tier", w.tier}, {"event", "load_failure"}}).inc();
+      // Once when the warmer starts failing; tierd_warm_runs_total counts each run.
+      if (failing_.insert(w.name).second) {
+        ctx_.log().warn("warm {}: warmer {} is failing: {}", ctx_.handler_name(), w.name,
+                        tier::excerpt(e.message, 300));
+      }
       finish(run, e.transient() ? HandlerResult::retry(e.message) : HandlerResult::fail(e.message));
       return;
     }
@@ -431,11 +440,16 @@ class WarmHandler final : public Handler {
           const Warmer& w = *holder->warmer;
           if (!r.ok()) {
             count(w, "error");
+            cache_.with({{"tier", w.tier}, {"event", "load_failure"}}).inc();
             finish(*holder, HandlerResult::retry(r.error().describe()));
           } else {
             count(w, written == 0 ? "empty" : "ok");
+            if (failing_.erase(w.name) != 0) {
+              ctx_.log().info("warm {}: warmer {} works again", ctx_.handler_name(), w.name);
+            }
             keys_.with({{"handler", ctx_.handler_name()}, {"warmer", w.name}})
                 .inc(static_cast<double>(written));
+            cache_.with({{"tier", w.tier}, {"event", "load"}}).inc(static_cast<double>(written));
             finish(*holder, HandlerResult::ok());
           }
           pump();
@@ -464,11 +478,13 @@ class WarmHandler final : public Handler {
   Settings settings_;
   tier::metrics::Family<tier::metrics::Counter>& runs_;
   tier::metrics::Family<tier::metrics::Counter>& keys_;
+  tier::metrics::Family<tier::metrics::Counter>& cache_;
   std::deque<Run> queue_;
   std::size_t running_ = 0;
   std::vector<TimerHandle> timers_;
   std::map<std::uint64_t, TimerHandle> retry_timers_;
   std::uint64_t next_timer_ = 0;
+  std::set<std::string> failing_;  ///< warmers whose last run failed (logged once)
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   bool stopping_ = false;
   std::function<void()> drained_;

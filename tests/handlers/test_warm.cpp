@@ -101,6 +101,9 @@ TEST_CASE("warm: keys from PostgreSQL on an event, at start, on an interval and 
   CHECK(*value(d, "project:p1:baseline_metrics") ==
         Json::parse(R"([{"metric":"errors","value":3},{"metric":"latency","value":12.5}])"));
   CHECK(d.client.run(tier::raw({"TTL", d.keys("project:p1:baseline_metrics")})).integer > 3500);
+  REQUIRE(d.until([&] {
+    return d.metric("tierd_cache_events_total", {{"tier", "project"}, {"event", "load"}}) >= 1;
+  }));
   REQUIRE(d.until([&] { return value(d, "project:p1:top_metric").has_value(); }));
   CHECK((*value(d, "project:p1:top_metric"))["metric"] == "latency");
   CHECK(d.client.run(tier::raw({"TTL", d.keys("project:p1:top_metric")})).integer <= 120);

@@ -300,3 +300,57 @@ TEST_CASE("async cache_aside: 20 callers on the loop run the loader once", "[pat
   CHECK(redis.client().run(tier::raw({"EXISTS", bad.key})).integer == 0);
   client.close();
 }
+
+TEST_CASE("cache_aside: a Python app on the same script shares the entry", "[patterns]") {
+  auto& redis = tiertest::redis();
+  tier::Client& c = redis.client();
+  tiertest::TestKeys keys(c, "aside-python");
+  tier::Cache cache({.prefix = keys.prefix()});
+  tier::CachePatterns p(cache);
+  const auto key = cache.project("p-42", "report");
+  // Eight Python threads load it once (the script asserts that), through Debian's python3-redis.
+  tiertest::run_command({"/usr/bin/python3",
+                         std::string(TIERD_SOURCE_DIR) + "/clients/python/examples/cache_aside.py",
+                         redis.url(), key.key});
+  // C++ then hits the entry Python stored, without loading.
+  bool loaded = false;
+  tier::AsideOptions o;
+  o.beta = 0;
+  auto v = tier::cache_aside(
+      c, p, key,
+      [&] {
+        loaded = true;
+        return Json();
+      },
+      o);
+  CHECK_FALSE(loaded);
+  CHECK(v == Json{{"report", "p-42"}, {"rows", 3}});
+}
+
+TEST_CASE("refresh-ahead on the loop serves the current value and refreshes once", "[patterns]") {
+  auto& redis = tiertest::redis();
+  tiertest::TestKeys keys(redis.client(), "ahead-async");
+  tier::Cache cache({.prefix = keys.prefix()});
+  tier::CachePatterns p(cache);
+  tiertest::TestLoop loop;
+  tier::AsyncClient client(loop.get(), {.endpoint = tier::RedisEndpoint::parse(redis.url())});
+  client.start();
+  const auto key = cache.project("p1", "metrics");
+  redis.client().run(p.store(key, "", "1", 4000ms, 1ms));  // 4 s left of 10: below half
+  tier::AsideOptions o;
+  o.ttl = 10s;
+  std::function<void(tier::Result<Json>)> finish_load;
+  std::optional<tier::Result<Json>> got;
+  tier::uv::refresh_ahead(
+      client, p, key,
+      [&](std::function<void(tier::Result<Json>)> d) { finish_load = std::move(d); }, 0.5, o,
+      [&](tier::Result<Json> r) { got = std::move(r); });
+  REQUIRE(loop.run_until([&] { return got.has_value() && finish_load != nullptr; }));
+  CHECK(got->value() == 1);  // at once, before the refresh completes
+  finish_load(Json(2));
+  REQUIRE(loop.run_until([&] {
+    return Json::parse(redis.client().run(tier::raw({"HGET", key.key, "v"})).str) == 2;
+  }));
+  CHECK(cache.stats().refreshes[1] == 1);
+  client.close();
+}

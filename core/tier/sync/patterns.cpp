@@ -269,4 +269,11 @@ Json RefreshAhead::get(const TierKey& key, Loader loader, double refresh_ratio,
   return current;
 }
 
+std::string write_behind(Client& client, const WriteBehind& wb, const CachePatterns& p,
+                         const TierKey& key, const Json& value, std::string_view table,
+                         const Json& row, std::optional<long long> version,
+                         std::optional<std::chrono::seconds> ttl) {
+  return client.run(wb.write_behind(p.cache(), key, value, ttl, table, row, version));
+}
+
 }  // namespace tier

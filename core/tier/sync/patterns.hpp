@@ -13,6 +13,7 @@
 
 #include "tier/patterns.hpp"
 #include "tier/sync/client.hpp"
+#include "tier/writebehind.hpp"
 
 namespace tier {
 
@@ -72,5 +73,14 @@ class RefreshAhead {
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };
+
+/// Write-behind beside the others, in the same shape: the cache value is set and the row
+/// queued for PostgreSQL in one script (core/lua/write_behind.lua; docs/write-behind.md);
+/// tierd's write_behind handler persists it. Returns the stream entry id. The value is a
+/// plain string at the key (read it with Cache::get), as the write-behind contract says.
+std::string write_behind(Client& client, const WriteBehind& wb, const CachePatterns& patterns,
+                         const TierKey& key, const Json& value, std::string_view table,
+                         const Json& row, std::optional<long long> version = std::nullopt,
+                         std::optional<std::chrono::seconds> ttl = std::nullopt);
 
 }  // namespace tier

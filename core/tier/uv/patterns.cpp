@@ -148,4 +148,59 @@ void cache_aside(AsyncClient& client, const CachePatterns& patterns, TierKey key
   a->lookup();
 }
 
+void refresh_ahead(AsyncClient& client, const CachePatterns& patterns, TierKey key,
+                   AsyncLoader loader, double refresh_ratio, AsideOptions options,
+                   std::function<void(Result<Json>)> done) {
+  const std::string token = CachePatterns::new_token();
+  LookupOptions lo;
+  lo.lease = options.lease;
+  lo.beta = 0;
+  lo.refresh_ratio = refresh_ratio;
+  lo.full_ttl = patterns.ttl_of(key, options.ttl);
+  client.run(patterns.lookup(key, token, lo), [&client, &patterns, key, loader = std::move(loader),
+                                               options, token,
+                                               done = std::move(done)](Result<Lookup> r) mutable {
+    if (!r.ok()) {
+      done(r.error());
+      return;
+    }
+    const Cache& cache = patterns.cache();
+    if (r->kind == Lookup::Kind::load || r->kind == Lookup::Kind::wait) {
+      // A miss: an ordinary single-flight load.
+      if (r->kind == Lookup::Kind::load) {
+        (void)client.run(patterns.release(key, token), [](Result<bool>) {});
+      }
+      options.beta = 0;
+      cache_aside(client, patterns, std::move(key), std::move(loader), options, std::move(done));
+      return;
+    }
+    cache.count(key.tier, true);
+    done(decode_json(r->value, key.key));  // the current value, at once
+    if (r->kind != Lookup::Kind::refresh) {
+      return;
+    }
+    // The one refresh across every process, on the loop.
+    cache.count_event(key.tier, CacheEvent::refresh);
+    const auto started = std::chrono::steady_clock::now();
+    loader([&client, &patterns, key, options, token, started](Result<Json> loaded) mutable {
+      const Cache& c = patterns.cache();
+      Result<std::string> text =
+          loaded.ok() ? c.encode(loaded.value(), key.key) : Result<std::string>(loaded.error());
+      if (!text.ok()) {
+        c.count_event(key.tier, CacheEvent::load_failure);  // the old value stays
+        client.run(patterns.release(key, token), [](Result<bool>) {});
+        return;
+      }
+      const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - started);
+      client.run(patterns.store(key, token, std::move(text).value(),
+                                patterns.ttl_of(key, options.ttl), took),
+                 [&patterns, tier = key.tier](Result<Unit> s) {
+                   patterns.cache().count_event(
+                       tier, s.ok() ? CacheEvent::load : CacheEvent::load_failure);
+                 });
+    });
+  });
+}
+
 }  // namespace tier::uv

@@ -18,4 +18,12 @@ using AsyncLoader = std::function<void(std::function<void(Result<Json>)> done)>;
 void cache_aside(AsyncClient& client, const CachePatterns& patterns, TierKey key,
                  AsyncLoader loader, AsideOptions options, std::function<void(Result<Json>)> done);
 
+/// Refresh-ahead on the loop: once the entry's remaining TTL is below `refresh_ratio` of its
+/// TTL, `done` gets the current value at once and one refresh (one across every process: the
+/// lease) runs on the loop through `loader`; a failing refresh keeps the old value and is
+/// counted. A miss is an ordinary cache_aside.
+void refresh_ahead(AsyncClient& client, const CachePatterns& patterns, TierKey key,
+                   AsyncLoader loader, double refresh_ratio, AsideOptions options,
+                   std::function<void(Result<Json>)> done);
+
 }  // namespace tier::uv
