@@ -1,5 +1,10 @@
 #include "helpers.hpp"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <stdexcept>
+
 #include <atomic>
 #include <cctype>
 #include <thread>
@@ -89,6 +94,36 @@ Runner::~Runner() {
     async_->close();
     async_.reset();
   }
+}
+
+std::pair<int, int> in_two_processes(const std::function<int()>& work) {
+  int fds[2];
+  if (::pipe(fds) != 0) {
+    throw std::runtime_error("in_two_processes: pipe failed");
+  }
+  const pid_t child = ::fork();
+  if (child < 0) {
+    throw std::runtime_error("in_two_processes: fork failed");
+  }
+  if (child == 0) {
+    ::close(fds[0]);
+    int n = -1;
+    try {
+      n = work();
+    } catch (...) {
+    }
+    (void)!::write(fds[1], &n, sizeof n);
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  const int here = work();
+  int there = -1;
+  if (::read(fds[0], &there, sizeof there) != sizeof there) {
+    there = -1;
+  }
+  ::close(fds[0]);
+  ::waitpid(child, nullptr, 0);
+  return {here, there};
 }
 
 }  // namespace tiertest

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "tier/sync/client.hpp"
 #include "tier/uv/async_client.hpp"
@@ -18,6 +19,11 @@ namespace tiertest {
 /// Polls `pred` every few milliseconds until it is true or `timeout` passes.
 bool eventually(const std::function<bool()>& pred,
                 std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+/// Runs `work` in a forked child and in this process at the same time (the child is forked
+/// first, before `work` starts any thread) and returns {here, there}; the child's result is
+/// -1 when its `work` threw.
+std::pair<int, int> in_two_processes(const std::function<int()>& work);
 
 /// A key prefix unique to this test ("t:<n>:<name>:"); its keys are deleted (SCAN+UNLINK)
 /// when it goes out of scope, like redis-plus-plus's KeyDeleter.

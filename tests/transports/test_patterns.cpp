@@ -59,26 +59,8 @@ TEST_CASE("cache_aside: 50 callers in two processes on a cold key run the loader
   const auto key = cache.project("p1", "report");
   const std::string counter = keys("loads");
 
-  int fds[2];
-  REQUIRE(::pipe(fds) == 0);
-  const pid_t child = ::fork();
-  REQUIRE(child >= 0);
-  if (child == 0) {
-    ::close(fds[0]);
-    int n = -1;
-    try {
-      n = hammer(redis.url(), cache, key, counter, 25);
-    } catch (...) {
-    }
-    (void)!::write(fds[1], &n, sizeof n);
-    ::_exit(0);
-  }
-  ::close(fds[1]);
-  const int here = hammer(redis.url(), cache, key, counter, 25);
-  int there = -1;
-  REQUIRE(::read(fds[0], &there, sizeof there) == sizeof there);
-  ::close(fds[0]);
-  ::waitpid(child, nullptr, 0);
+  const auto [here, there] =
+      tiertest::in_two_processes([&] { return hammer(redis.url(), cache, key, counter, 25); });
   CHECK(here == 25);
   CHECK(there == 25);
   CHECK(redis.client().run(tier::raw({"GET", counter})).str == "1");

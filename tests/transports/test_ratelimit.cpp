@@ -124,28 +124,8 @@ TEST_CASE("rate limits: threads and two processes on one key get exactly the lim
   // A window long enough that nothing refills during the test.
   const RateLimit limit{.algorithm = algo, .limit = 150, .window = 3600s};
 
-  int fds[2];
-  REQUIRE(::pipe(fds) == 0);
-  const pid_t child = ::fork();  // before any thread of this test exists
-  REQUIRE(child >= 0);
-  if (child == 0) {
-    ::close(fds[0]);
-    int n = 0;
-    try {
-      n = hammer(redis.url(), limiter, limit, 4, 50);
-    } catch (...) {
-      n = -1;
-    }
-    (void)!::write(fds[1], &n, sizeof n);
-    ::_exit(0);
-  }
-  ::close(fds[1]);
-  const int here = hammer(redis.url(), limiter, limit, 4, 50);
-  int there = -1;
-  REQUIRE(::read(fds[0], &there, sizeof there) == sizeof there);
-  ::close(fds[0]);
-  int status = 0;
-  ::waitpid(child, &status, 0);
+  const auto [here, there] =
+      tiertest::in_two_processes([&] { return hammer(redis.url(), limiter, limit, 4, 50); });
   REQUIRE(there >= 0);
   // 400 attempts from 8 clients in two processes: exactly 150 allowed.
   CHECK(here + there == 150);
