@@ -2,9 +2,6 @@
 // threads and processes, a failing loader's lease, XFetch through the stored expiry,
 // refresh-ahead, write-through, warming, the async driver, and the counters.
 
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <catch2/catch.hpp>
 
 #include <atomic>

@@ -2,9 +2,6 @@
 // keys and TTLs, roll-over at the boundaries (time given to the script), per-user limits,
 // enforce under concurrency, and warnings published exactly once per threshold.
 
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <catch2/catch.hpp>
 
 #include <atomic>

@@ -2,9 +2,6 @@
 // edges, exact counts under threads and two processes, cost, shadow mode, the policies
 // when Redis is unreachable, and bad input.
 
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <catch2/catch.hpp>
 
 #include <atomic>
