@@ -24,18 +24,20 @@ using Json = nlohmann::json;
 /// Exit codes scripts can rely on.
 enum Exit : int {
   kOk = 0,
-  kNotFound = 1,    ///< get of a missing key
-  kUsage = 2,       ///< bad arguments, bad JSON, invalid id
-  kConnection = 3,  ///< cannot connect, timed out, connection lost
-  kRedis = 4,       ///< Redis answered with an error, or a stored value is not JSON
-  kDenied = 5,      ///< a rate limit denied the check, or an enforced quota refused it
+  kNotFound = 1,     ///< get of a missing key
+  kUsage = 2,        ///< bad arguments, bad JSON, invalid id
+  kConnection = 3,   ///< cannot connect, timed out, connection lost
+  kRedis = 4,        ///< Redis answered with an error, or a stored value is not JSON
+  kDenied = 5,       ///< a rate limit denied the check, or an enforced quota refused it
+  kNotAcquired = 6,  ///< lock run: the lock was not acquired within --wait (COMMAND not started)
+  kLockLost = 7,     ///< lock run: the lock was lost while COMMAND ran (COMMAND was stopped)
 };
 
 /// The exit codes, as --help shows them.
 inline constexpr const char* kExitCodesHelp =
     "Exit codes: 0 ok, 1 key not found, 2 usage error (bad argument, JSON or id), "
     "3 connection failure or timeout, 4 Redis error or undecodable value, 5 denied by a rate "
-    "limit or an enforced quota.";
+    "limit or an enforced quota, 6 lock not acquired in time, 7 lock lost while the command ran.";
 
 struct GlobalOptions {
   std::string redis_url;  ///< --redis; default from TIERD_REDIS_URL
@@ -82,5 +84,6 @@ void add_pubsub_commands(CLI::App& app, Context& ctx);
 void add_admin_commands(CLI::App& app, Context& ctx);
 void add_wb_commands(CLI::App& app, Context& ctx);
 void add_limit_commands(CLI::App& app, Context& ctx);
+void add_lock_commands(CLI::App& app, Context& ctx);
 
 }  // namespace tierctl

@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
   tierctl::add_admin_commands(app, ctx);
   tierctl::add_wb_commands(app, ctx);
   tierctl::add_limit_commands(app, ctx);
+  tierctl::add_lock_commands(app, ctx);
   app.footer(
       std::string(
           "Examples:\n"
@@ -70,11 +71,12 @@ int main(int argc, char** argv) {
       tierctl::kExitCodesHelp);
 
   try {
-    // `fetch ... -- COMMAND [ARGS...]`: what follows "--" is the command to run, never
+    // `fetch ... -- COMMAND [ARGS...]` and `lock run ... -- COMMAND [ARGS...]`: what follows
+    // "--" is the command to run, never
     // tierctl's own arguments; CLI11 sees only what comes before.
     int parsed = argc;
     for (int i = 1; i < argc; ++i) {
-      if (std::string_view(argv[i]) == "fetch") {
+      if (std::string_view(argv[i]) == "fetch" || std::string_view(argv[i]) == "lock") {
         for (int j = i + 1; j < argc; ++j) {
           if (std::string_view(argv[j]) == "--") {
             ctx.passthrough.assign(argv + j + 1, argv + argc);
