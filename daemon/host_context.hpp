@@ -20,6 +20,7 @@
 #include "tier/pg/conn.hpp"
 #include "tier/uv/async_client.hpp"
 #include "tier/uv/http_client.hpp"
+#include "tier/uv/lock.hpp"
 
 namespace tierd {
 
@@ -84,6 +85,24 @@ class HostContext final : public Context {
   TimerHandle start_timer(std::chrono::milliseconds delay, std::chrono::milliseconds repeat,
                           std::function<void()> cb) override {
     return std::make_unique<UvTimer>(env_.loop, delay, repeat, std::move(cb));
+  }
+  LeadershipHandle lead(const std::string& job, std::chrono::milliseconds lease,
+                        std::function<void(bool)> on_change) override {
+    struct Campaign final : Leadership {
+      Campaign(tier::AsyncClient& redis, const std::string& prefix, const std::string& job,
+               std::chrono::milliseconds lease, std::function<void(bool)> cb)
+          : holder(redis, tier::Locks(prefix), "tierd:leader:" + job, lease,
+                   [cb = std::move(cb)](bool held, std::int64_t) {
+                     if (cb) {
+                       cb(held);
+                     }
+                   }) {
+        holder.start();
+      }
+      bool leading() const override { return holder.held(); }
+      tier::uv::LockHolder holder;
+    };
+    return std::make_unique<Campaign>(*env_.redis, prefix_, job, lease, std::move(on_change));
   }
   tier::metrics::Registry& metrics() override { return *env_.metrics; }
   spdlog::logger& log() override { return *env_.log; }

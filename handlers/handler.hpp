@@ -98,6 +98,14 @@ class Timer {
 };
 using TimerHandle = std::unique_ptr<Timer>;
 
+/// A campaign for leadership of a job; destroying it stops campaigning and steps down.
+class Leadership {
+ public:
+  virtual ~Leadership() = default;
+  virtual bool leading() const = 0;
+};
+using LeadershipHandle = std::unique_ptr<Leadership>;
+
 /// What a handler may use. Owned by the daemon; outlives every handler it built.
 class Context {
  public:
@@ -119,6 +127,12 @@ class Context {
   /// loop; it must not outlive what it captures, so handlers cancel their timers in stop().
   virtual TimerHandle start_timer(std::chrono::milliseconds delay, std::chrono::milliseconds repeat,
                                   std::function<void()> cb) = 0;
+  /// Campaigns for leadership of `job` across every tierd instance (a lock like any other,
+  /// lock:{tierd:leader:<job>}, renewed at a third of `lease`) for as long as the handle
+  /// lives. `on_change(true)` when this instance becomes the leader, `on_change(false)` when
+  /// it stops being one; when a leader dies, another takes over within one lease.
+  virtual LeadershipHandle lead(const std::string& job, std::chrono::milliseconds lease,
+                                std::function<void(bool leading)> on_change) = 0;
   virtual tier::metrics::Registry& metrics() = 0;
   virtual spdlog::logger& log() = 0;
   /// Tells readiness (/readyz) whether one part of this handler works, e.g.

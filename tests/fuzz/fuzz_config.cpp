@@ -79,6 +79,10 @@ class FuzzContext final : public tierd::Context {
   tier::uv::HttpClient& http() override {
     finding("a handler builder made an HTTP client (it must wait for start())");
   }
+  tierd::LeadershipHandle lead(const std::string&, std::chrono::milliseconds,
+                               std::function<void(bool)>) override {
+    finding("a handler builder campaigned for leadership (it must wait for start())");
+  }
   tier::metrics::Registry& metrics() override { return metrics_; }
   spdlog::logger& log() override { return *links().log; }
   void report_ready(const std::string&, const std::string&, bool) override {}

@@ -11,6 +11,7 @@
 #include "support/helpers.hpp"
 #include "support/servers.hpp"
 #include "tier/sync/lock.hpp"
+#include "tier/uv/lock.hpp"
 
 using namespace std::chrono_literals;
 
@@ -122,4 +123,52 @@ TEST_CASE("locks: a Redis restart during a hold is noticed as a loss", "[lock]")
   own.restart();  // no persistence: the lock key is gone
   REQUIRE(tiertest::eventually([&] { return lost.load(); }, 3s));
   CHECK(held->lost());
+}
+
+TEST_CASE("leadership on the loop: one leader at a time, and a takeover when it dies", "[lock]") {
+  auto& redis = tiertest::redis();
+  tiertest::TestKeys keys(redis.client(), "lock-leader");
+  tiertest::TestLoop loop;
+  tier::AsyncClient a_link(loop.get(), {.endpoint = tier::RedisEndpoint::parse(redis.url())});
+  tier::AsyncClient b_link(loop.get(), {.endpoint = tier::RedisEndpoint::parse(redis.url())});
+  a_link.start();
+  b_link.start();
+  int a_changes = 0;
+  bool a_leads = false;
+  bool b_leads = false;
+  bool both = false;
+  tier::uv::LockHolder a(a_link, tier::Locks(keys.prefix()), "tierd:leader:probe", 300ms,
+                         [&](bool held, std::int64_t fence) {
+                           ++a_changes;
+                           a_leads = held;
+                           both = both || (a_leads && b_leads);
+                           CHECK((held ? fence > 0 : fence == 0));
+                         });
+  tier::uv::LockHolder b(b_link, tier::Locks(keys.prefix()), "tierd:leader:probe", 300ms,
+                         [&](bool held, std::int64_t) {
+                           b_leads = held;
+                           both = both || (a_leads && b_leads);
+                         });
+  a.start();
+  REQUIRE(loop.run_until([&] { return a_leads; }));
+  b.start();
+  // Renewed for several leases, a stays the leader and b waits.
+  const auto until = std::chrono::steady_clock::now() + 1200ms;
+  REQUIRE(loop.run_until([&] { return std::chrono::steady_clock::now() >= until; }, 3s));
+  CHECK(a_leads);
+  CHECK_FALSE(b_leads);
+
+  // a's process "dies": its connection goes and nothing renews. a notices by its own clock
+  // within the lease; b takes over once the lease has run out in Redis.
+  a_link.close();
+  REQUIRE(loop.run_until([&] { return !a_leads && b_leads; }, 3s));
+  CHECK_FALSE(both);
+  CHECK(b.fence() > 0);
+  b.stop();  // steps down and releases
+  REQUIRE(loop.run_until([&] {
+    return redis.client()
+               .run(tier::raw({"EXISTS", keys.prefix() + "lock:{tierd:leader:probe}"}))
+               .integer == 0;
+  }));
+  a.stop();
 }
