@@ -3,8 +3,10 @@
 #include <curl/curl.h>
 #include <uv.h>
 
+#include <cctype>
 #include <map>
 #include <mutex>
+#include <string_view>
 
 #include "tier/sigpipe.hpp"
 #include "tier/uv/handle.hpp"
@@ -81,6 +83,8 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
     curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Impl::on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Impl::on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
     if (r.method == "POST" || r.method == "PUT") {
       if (r.method == "PUT") {
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "PUT");
@@ -110,6 +114,29 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
     // Kept up to the limit; the rest is read and dropped (the connection stays usable).
     const std::size_t room = body.size() < t->body_limit ? t->body_limit - body.size() : 0;
     body.append(data, std::min(bytes, room));
+    return bytes;
+  }
+
+  static std::size_t on_header(char* data, std::size_t size, std::size_t n, void* userp) {
+    auto* t = static_cast<Transfer*>(userp);
+    const std::size_t bytes = size * n;
+    std::string_view line(data, bytes);
+    const auto colon = line.find(':');
+    if (colon != std::string_view::npos && t->response.headers.size() < 100) {
+      std::string name(line.substr(0, colon));
+      for (auto& c : name) {
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      }
+      std::string_view value = line.substr(colon + 1);
+      while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
+        value.remove_prefix(1);
+      }
+      while (!value.empty() &&
+             (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) {
+        value.remove_suffix(1);
+      }
+      t->response.headers.emplace_back(std::move(name), std::string(value.substr(0, 1024)));
+    }
     return bytes;
   }
 

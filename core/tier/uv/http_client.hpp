@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tier/result.hpp"
@@ -27,6 +28,8 @@ struct HttpRequest {
 
 struct HttpResponse {
   long status = 0;
+  /// Response headers, names lowercased, in order.
+  std::vector<std::pair<std::string, std::string>> headers;
   std::string body;  ///< at most HttpClientOptions::max_response_bytes, the rest dropped
 };
 
