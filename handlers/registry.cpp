@@ -5,6 +5,7 @@
 #include "handlers/count/count.hpp"
 #include "handlers/invalidate/invalidate.hpp"
 #include "handlers/notify/notify.hpp"
+#include "handlers/provider_health/provider_health.hpp"
 #include "handlers/quota_alerts/quota_alerts.hpp"
 #include "handlers/warm/warm.hpp"
 #include "handlers/write_behind/write_behind.hpp"
@@ -16,9 +17,13 @@ namespace {
 
 const std::vector<std::pair<std::string, Factory>>& registry() {
   static const std::vector<std::pair<std::string, Factory>> list{
-      {"count", count_factory()},   {"invalidate", invalidate_factory()},
-      {"notify", notify_factory()}, {"quota_alerts", quota_alerts_factory()},
-      {"warm", warm_factory()},     {"write_behind", write_behind_factory()},
+      {"count", count_factory()},
+      {"invalidate", invalidate_factory()},
+      {"notify", notify_factory()},
+      {"provider_health", provider_health_factory()},
+      {"quota_alerts", quota_alerts_factory()},
+      {"warm", warm_factory()},
+      {"write_behind", write_behind_factory()},
   };
   return list;
 }
