@@ -13,3 +13,6 @@ target_link_libraries(ratelimit_bench PRIVATE tier_all tierd_warnings)
 
 add_executable(patterns_bench patterns_bench.cpp)
 target_link_libraries(patterns_bench PRIVATE tier_all tierd_warnings)
+
+add_executable(lock_bench lock_bench.cpp)
+target_link_libraries(lock_bench PRIVATE tier_all tierd_warnings)

@@ -172,3 +172,48 @@ TEST_CASE("leadership on the loop: one leader at a time, and a takeover when it 
   }));
   a.stop();
 }
+
+TEST_CASE("locks: a stale holder's fenced write is refused by PostgreSQL", "[lock]") {
+  auto& redis = tiertest::redis();
+  auto& pg = tiertest::postgres();
+  tier::Client& c = redis.client();
+  tiertest::TestKeys keys(c, "lock-fenced");
+  tier::Locks locks(keys.prefix());
+  pg.query(
+      "DROP TABLE IF EXISTS fenced_reports; CREATE TABLE fenced_reports (id int PRIMARY KEY, "
+      "body text, fence bigint NOT NULL DEFAULT 0); INSERT INTO fenced_reports VALUES (1, "
+      "'initial', 0)");
+  // The documented guard: a write carries its fencing token and loses to a newer one.
+  auto write = [&](const std::string& body, std::int64_t fence) {
+    return pg
+        .query("WITH u AS (UPDATE fenced_reports SET body = '" + body +
+               "', fence = " + std::to_string(fence) + " WHERE id = 1 AND fence < " +
+               std::to_string(fence) + " RETURNING 1) SELECT count(*) FROM u")
+        .at(0);
+  };
+  // A holder that pauses past its lease (it stops renewing, as a SIGSTOPped process would).
+  auto paused = tier::Lock::acquire(c, locks, "report", {.lease = 150ms, .renew = false});
+  REQUIRE(paused);
+  // Meanwhile another holder acquires once the lease has run out, and writes.
+  auto next = tier::Lock::acquire(c, locks, "report", {.lease = 5000ms, .wait = 3s});
+  REQUIRE(next);
+  CHECK(write("from the new holder", next->fence()) == "1");
+  // The paused holder wakes up and writes with its old token: refused.
+  CHECK(write("from the stale holder", paused->fence()) == "0");
+  CHECK(pg.query("SELECT body FROM fenced_reports WHERE id = 1").at(0) == "from the new holder");
+}
+
+TEST_CASE("locks: a Python holder on the same script shares the lock and its fence", "[lock]") {
+  auto& redis = tiertest::redis();
+  tier::Client& c = redis.client();
+  tiertest::TestKeys keys(c, "lock-python");
+  tier::Locks locks(keys.prefix());
+  tiertest::run_command({"/usr/bin/python3",
+                         std::string(TIERD_SOURCE_DIR) + "/clients/python/examples/lock_example.py",
+                         redis.url(), keys.prefix()});
+  // Python left the lock held with fence 2; C++ sees it and cannot take it.
+  const auto s = c.run(locks.status("py-job"));
+  CHECK(s.held);
+  CHECK(s.last_fence == 2);
+  CHECK_FALSE(c.run(locks.try_acquire("py-job", "cpp", 1000ms)).acquired);
+}
