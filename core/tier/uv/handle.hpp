@@ -72,13 +72,16 @@ class Timer {
     return *this;
   }
 
-  /// Runs `cb` after `delay`, then every `repeat` (0 = once).
+  /// Runs `cb` after `delay` (counted from this call), then every `repeat` (0 = once).
   void start(std::chrono::milliseconds delay, std::chrono::milliseconds repeat,
              std::function<void()> cb) {
     if (box_ == nullptr) {
       return;
     }
     box_->cb = std::move(cb);
+    // From now, not from when this loop turn began (libuv's cached time): a delay is never
+    // shortened by the time the turn has already taken.
+    uv_update_time(box_->handle.loop);
     uv_timer_start(
         &box_->handle, [](uv_timer_t* t) { static_cast<Box*>(t->data)->fire(); },
         static_cast<std::uint64_t>(std::max<std::int64_t>(delay.count(), 0)),
