@@ -73,6 +73,19 @@ struct Daemon {
   /// Runs the loop until `pred` holds (2 s).
   bool until(const std::function<bool()>& pred) { return loop.run_until(pred, 2s); }
 
+  /// Another tierd instance on the same loop, config and namespace (as a second host would
+  /// run), started; the caller shuts it down.
+  std::unique_ptr<tierd::App> another() {
+    tierd::AppOptions o;
+    o.config = tierd::parse_config(yaml, "another.yaml", kNoEnv);
+    o.env = kNoEnv;
+    o.handle_signals = false;
+    o.logger = quiet_logger();
+    auto other = std::make_unique<tierd::App>(loop.get(), std::move(o));
+    REQUIRE(other->start().ok());
+    return other;
+  }
+
   tiertest::TestLoop loop;
   tier::Client& client;
   tiertest::TestKeys keys;

@@ -58,14 +58,7 @@ TEST_CASE("quota_alerts: one notification per warning across two tierd instances
   const std::string handlers =
       "handlers:\n  - type: quota_alerts\n    name: alerts\n    on: [\"system:quota_warning\"]\n";
   Daemon a(handlers, "alerts");
-  // A second instance on the same loop and namespace.
-  tierd::AppOptions o;
-  o.config = tierd::parse_config(a.yaml, "b.yaml", tierd_test::kNoEnv);
-  o.env = tierd_test::kNoEnv;
-  o.handle_signals = false;
-  o.logger = tierd_test::quiet_logger();
-  auto b = std::make_unique<tierd::App>(a.loop.get(), std::move(o));
-  REQUIRE(b->start().ok());
+  auto b = a.another();  // a second instance on the same loop and namespace
   REQUIRE(a.loop.run_until([&] { return b->readiness().ready; }, 5s));
 
   const std::string user = unique_user("qa");

@@ -105,13 +105,7 @@ TEST_CASE("provider_health: one of two instances probes; the other takes over wh
   WebhookServer server({});
   const std::string name = "lead-" + std::to_string(::getpid());
   Daemon a(handlers(server.port(), name), "health-2");
-  tierd::AppOptions o;
-  o.config = tierd::parse_config(a.yaml, "b.yaml", tierd_test::kNoEnv);
-  o.env = tierd_test::kNoEnv;
-  o.handle_signals = false;
-  o.logger = tierd_test::quiet_logger();
-  auto b = std::make_unique<tierd::App>(a.loop.get(), std::move(o));
-  REQUIRE(b->start().ok());
+  auto b = a.another();
   auto leaders = [&] {
     const tier::metrics::Labels l{{"handler", "health"}};
     return a.metric("tierd_provider_health_leader", l) +
