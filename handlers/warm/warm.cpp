@@ -29,6 +29,9 @@ constexpr const char* kWarmChannel = "system:cache_warm";
 struct Warmer {
   std::string name;
   std::string query;
+  /// The query as sent: to_jsonb gives every row as typed JSON (numbers stay numbers, json
+  /// columns nest).
+  std::string sql;
   std::vector<std::string> params;
   std::vector<KeyPiece> key;
   std::chrono::seconds ttl{3600};
@@ -86,6 +89,7 @@ Settings parse_settings(const YAML::Node& section, const std::string& path, cons
       yaml::fail(w.get("name"), w.path_of("name"), "warmer '" + c.name + "' is configured twice");
     }
     c.query = w.required_string("query");
+    c.sql = "SELECT to_jsonb(q)::text FROM (" + c.query + ") AS q";
     c.params = w.strings("params", {});
     c.key =
         parse_key_template(w.required_string("key"), w.path_of("key"), yaml::line_of(w.get("key")));
@@ -261,6 +265,7 @@ class WarmHandler final : public Handler {
     Json body;
     Done done;  // may be empty (start, interval)
     int attempt = 0;
+    std::vector<std::optional<std::string>> params;  ///< $1..$n, checked when submitted
   };
 
   const Warmer* find(const std::string& name) const {
@@ -291,8 +296,10 @@ class WarmHandler final : public Handler {
     }
     // Parameters are checked before anything runs: bad input is refused, not retried.
     std::string why;
+    std::vector<std::optional<std::string>> params;
     for (const auto& p : w.params) {
-      if (!field_text(body, p, false, why)) {
+      params.push_back(field_text(body, p, false, why));
+      if (!params.back()) {
         reject(w.name, why);
         if (done) {
           done(HandlerResult::fail("warmer " + w.name + ": " + why));
@@ -307,7 +314,7 @@ class WarmHandler final : public Handler {
       }
       return;
     }
-    queue_.push_back(Run{&w, std::move(body), std::move(done), 0});
+    queue_.push_back(Run{&w, std::move(body), std::move(done), 0, std::move(params)});
     pump();
   }
 
@@ -322,16 +329,11 @@ class WarmHandler final : public Handler {
 
   void execute(Run run) {
     const Warmer& w = *run.warmer;
-    std::vector<std::optional<std::string>> params;
-    std::string why;
-    for (const auto& p : w.params) {
-      params.push_back(field_text(run.body, p, false, why));
-    }
     ++running_;
-    // to_jsonb gives every row as typed JSON (numbers stay numbers, json columns nest).
-    const std::string sql = "SELECT to_jsonb(q)::text FROM (" + w.query + ") AS q";
+    // A copy: a retry runs the same parameters again.
+    auto params = run.params;
     ctx_.postgres()->query(
-        sql, std::move(params),
+        w.sql, std::move(params),
         [this, alive = alive_, run = std::move(run)](tier::Result<tier::PgResult> r) mutable {
           if (!*alive) {
             return;
