@@ -55,9 +55,9 @@ Op<LockGrant> Locks::try_acquire(std::string_view name, const std::string& token
   }
   return single<LockGrant>(Command::eval(script("lock"), {k->first, k->second},
                                          {"acquire", token, std::to_string(lease.count())}),
-                           [key = k->first](Reply&& r) -> Result<LockGrant> {
+                           [](Reply&& r) -> Result<LockGrant> {
                              if (!r.is_array() || r.elements.size() != 3) {
-                               return reply_error(r, "lock " + key);
+                               return reply_error(r, "lock script");
                              }
                              LockGrant g;
                              g.acquired = r.elements[0].integer == 1;
@@ -75,9 +75,9 @@ Op<bool> Locks::extend(std::string_view name, const std::string& token,
   }
   return single<bool>(Command::eval(script("lock"), {k->first, k->second},
                                     {"extend", token, std::to_string(lease.count())}),
-                      [key = k->first](Reply&& r) -> Result<bool> {
+                      [](Reply&& r) -> Result<bool> {
                         if (!r.is_integer()) {
-                          return reply_error(r, "lock " + key);
+                          return reply_error(r, "lock script");
                         }
                         return r.integer == 1;
                       });
@@ -90,9 +90,9 @@ Op<bool> Locks::release(std::string_view name, const std::string& token) const {
   }
   return single<bool>(Command::eval(script("lock"), {k->first, k->second},
                                     {"release", token, "0", release_channel(name)}),
-                      [key = k->first](Reply&& r) -> Result<bool> {
+                      [](Reply&& r) -> Result<bool> {
                         if (!r.is_integer()) {
-                          return reply_error(r, "lock " + key);
+                          return reply_error(r, "lock script");
                         }
                         return r.integer == 1;
                       });
@@ -104,9 +104,9 @@ Op<LockStatus> Locks::status(std::string_view name) const {
     return Op<LockStatus>::fail(k.error());
   }
   return single<LockStatus>(Command::eval(script("lock"), {k->first, k->second}, {"status"}),
-                            [key = k->first](Reply&& r) -> Result<LockStatus> {
+                            [](Reply&& r) -> Result<LockStatus> {
                               if (!r.is_array() || r.elements.size() != 3) {
-                                return reply_error(r, "lock " + key);
+                                return reply_error(r, "lock script");
                               }
                               return LockStatus{r.elements[0].integer == 1,
                                                 std::chrono::milliseconds(r.elements[1].integer),
