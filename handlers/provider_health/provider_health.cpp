@@ -134,6 +134,7 @@ class ProviderHealth final : public Handler {
   ~ProviderHealth() override { *alive_ = false; }
 
   void start() override {
+    leader_.with({{"handler", ctx_.handler_name()}}).set(0);  // shown from the start
     campaign_ = ctx_.lead("provider_health:" + ctx_.handler_name(), settings_.lease,
                           [this](bool leading) { on_leadership(leading); });
   }

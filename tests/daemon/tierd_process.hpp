@@ -85,14 +85,17 @@ inline double sample(const std::string& text, const std::string& series) {
 /// tierd started from a config file written for the test.
 class Tierd {
  public:
-  /// `env` is set in the child only (NAME=value pairs).
+  /// `env` is set in the child only (NAME=value pairs); `handlers` (YAML list entries) come
+  /// after the invalidate handler every instance has.
   Tierd(const std::string& redis_url, const std::string& prefix,
-        const std::vector<std::pair<std::string, std::string>>& env = {})
+        const std::vector<std::pair<std::string, std::string>>& env = {},
+        const std::string& handlers = "")
       : dir_("tierd"), port_(tiertest::free_port()), path_(dir_.path() + "/tierd.yaml") {
     yaml_ = "redis:\n  url: " + redis_url + "\n  command_timeout_ms: 1000\n" +
             "http:\n  listen: 127.0.0.1:" + std::to_string(port_) + "\nnamespace: \"" + prefix +
             "\"\nshutdown_timeout_ms: 2000\nlog_level: info\nhandlers:\n"
-            "  - type: invalidate\n    on: [\"system:cache_invalidation\"]\n";
+            "  - type: invalidate\n    on: [\"system:cache_invalidation\"]\n" +
+            handlers;
     write(yaml_);
     // The child inherits the environment at spawn; set it only around the fork.
     for (const auto& [k, v] : env) {

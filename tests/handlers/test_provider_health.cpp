@@ -1,10 +1,13 @@
-// The provider_health handler on tierd Apps against the harness's Redis and a real HTTP
-// server: hysteresis and one event per change, the status key, one prober among instances,
-// a takeover when the leader stops, and broken config.
+// The provider_health handler on tierd Apps and in the real tierd binary, against the
+// harness's Redis and a real HTTP server: hysteresis and one event per change, the status
+// key, one prober among instances, a takeover when the leader stops or is SIGKILLed, a
+// hanging provider that only times out, and broken config.
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <csignal>
 #include <mutex>
 #include <thread>
 
@@ -12,6 +15,7 @@
 
 #include "config/error.hpp"
 #include "daemon/daemon_rig.hpp"
+#include "daemon/tierd_process.hpp"
 #include "handlers/registry.hpp"
 #include "http_test_server.hpp"
 
@@ -21,6 +25,21 @@ using namespace std::chrono_literals;
 using Json = nlohmann::json;
 using tierd_test::Daemon;
 using tiertest::WebhookServer;
+
+using Clock = std::chrono::steady_clock;
+
+/// One provider_health handler entry (YAML list item) for the real binary.
+std::string process_handler(int port, const std::string& name, int lease_ms, int timeout_ms) {
+  return "  - type: provider_health\n    name: health\n    on: [\"system:health_check\"]\n"
+         "    leader_lease_ms: " +
+         std::to_string(lease_ms) + "\n    providers:\n      - {name: " + name +
+         ", url: \"http://127.0.0.1:" + std::to_string(port) +
+         "/health\", interval_s: 1, timeout_ms: " + std::to_string(timeout_ms) + "}\n";
+}
+
+double leader(const tiertest::Tierd& t) {
+  return tiertest::sample(t.metrics(), "tierd_provider_health_leader{handler=\"health\"}");
+}
 
 std::string handlers(int port, const std::string& name) {
   return "handlers:\n  - type: provider_health\n    name: health\n    on: "
@@ -150,6 +169,18 @@ TEST_CASE("provider_health: one of two instances probes; the other takes over wh
   }
 }
 
+TEST_CASE("provider_health: a HEAD probe is sent as HEAD and counts its status") {
+  WebhookServer server({204});
+  const std::string name = "head-" + std::to_string(::getpid());
+  std::string yaml = handlers(server.port(), name);
+  yaml.replace(yaml.find("interval_s:"), 0, "method: HEAD, ");
+  Daemon d(yaml, "health-head");
+  REQUIRE(d.loop.run_until([&] { return probes(*d.app, name) == 1; }, 5s));
+  REQUIRE(server.requests().size() == 1);
+  CHECK(server.requests()[0].head.rfind("HEAD /health HTTP/1.1", 0) == 0);
+  CHECK(d.metric("tierd_provider_probes_total", {{"provider", name}, {"outcome", "ok"}}) == 1);
+}
+
 TEST_CASE("provider_health: broken config is refused with the YAML path") {
   auto error = [](const std::string& providers) {
     try {
@@ -175,4 +206,75 @@ TEST_CASE("provider_health: broken config is refused with the YAML path") {
   CHECK_THAT(error("    providers:\n      - {name: a, url: \"http://x\", headers: {Authorization: "
                    "\"Bearer ${PROVIDER_KEY}\"}}\n"),
              Catch::Contains("PROVIDER_KEY"));
+}
+
+TEST_CASE(
+    "provider_health in tierd: a hanging provider only times out; /healthz answers meanwhile") {
+  WebhookServer server({-1});  // accepts, reads the request, never answers
+  tier::Client& c = tiertest::redis().client();
+  tiertest::TestKeys keys(c, "hang");
+  const std::string name = "hang-" + std::to_string(::getpid());
+  tiertest::Tierd t(tiertest::redis().url(), keys.prefix(), {},
+                    process_handler(server.port(), name, 3000, 1500));
+  REQUIRE(tiertest::eventually([&] { return server.requests().size() == 1; }, 10s));
+  // The probe is in flight for 1.5 s: the loop keeps serving.
+  std::vector<double> took;
+  const auto status_key = keys("provider:" + name + ":health_status");
+  while (took.size() < 40 && c.run(tier::raw({"EXISTS", status_key})).integer == 0) {
+    const auto start = Clock::now();
+    const auto r = t.get("/healthz");
+    took.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+    REQUIRE(r.status == 200);
+  }
+  REQUIRE(took.size() >= 10);
+  std::sort(took.begin(), took.end());
+  WARN("healthz ms: median " << took[took.size() / 2] << ", max " << took.back());
+  CHECK(took[took.size() / 2] < 5.0);
+  CHECK(took.back() < 500.0);  // a loop blocked on the probe would take the whole 1.5 s
+  // It ends as a timeout, recorded as a failure.
+  REQUIRE(tiertest::eventually(
+      [&] {
+        return c.run(tier::raw({"EXISTS", status_key})).integer == 1;
+      },
+      10s));
+  const Json status = Json::parse(c.run(tier::raw({"GET", status_key})).str);
+  CHECK(status["consecutive_failures"] == 1);
+  CHECK_THAT(status["last_error"].get<std::string>(), Catch::Contains("timed out") ||
+                                                          Catch::Contains("timeout") ||
+                                                          Catch::Contains("Timeout"));
+}
+
+TEST_CASE(
+    "provider_health in tierd: after a SIGKILL of the leader the other probes within one lease") {
+  constexpr int lease_ms = 1500;
+  WebhookServer server({});
+  tier::Client& c = tiertest::redis().client();
+  tiertest::TestKeys keys(c, "kill");
+  const std::string name = "kill-" + std::to_string(::getpid());
+  const std::string h = process_handler(server.port(), name, lease_ms, 500);
+  tiertest::Tierd a(tiertest::redis().url(), keys.prefix(), {}, h);
+  tiertest::Tierd b(tiertest::redis().url(), keys.prefix(), {}, h);
+  REQUIRE(tiertest::eventually([&] { return leader(a) + leader(b) == 1; }, 10s));
+  tiertest::Tierd& lead = leader(a) == 1 ? a : b;
+  tiertest::Tierd& other = &lead == &a ? b : a;
+  // Probes at 1 s intervals, one prober between the two: about one request a second.
+  const auto before = server.requests().size();
+  const auto window = Clock::now();
+  REQUIRE(tiertest::eventually([&] { return server.requests().size() >= before + 3; }, 10s));
+  const double per_s = static_cast<double>(server.requests().size() - before) /
+                       std::chrono::duration<double>(Clock::now() - window).count();
+  WARN("probes per second with two instances: " << per_s);
+  CHECK(per_s < 1.6);
+  CHECK(leader(other) == 0);
+
+  lead.proc().signal(SIGKILL);
+  const auto killed = Clock::now();
+  const auto seen = server.requests().size();
+  REQUIRE(tiertest::eventually([&] { return server.requests().size() > seen; }, 10s));
+  const auto takeover =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - killed);
+  WARN("first probe by the new leader " << takeover.count() << " ms after the kill");
+  // Free at most one lease after the dead leader's last renewal; the new leader probes at once.
+  CHECK(takeover.count() < lease_ms + 500);
+  CHECK(leader(other) == 1);
 }

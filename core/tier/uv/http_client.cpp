@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <string_view>
+#include <vector>
 
 #include "tier/sigpipe.hpp"
 #include "tier/uv/handle.hpp"
@@ -41,6 +42,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
     curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, this);
     curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, &Impl::on_timer);
     curl_multi_setopt(multi, CURLMOPT_TIMERDATA, this);
+    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, options.max_idle_connections);
   }
 
   ~Impl() { shutdown(false); }
@@ -54,14 +56,22 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
       done(Error{ErrorKind::invalid, "http: only http:// and https:// URLs are allowed"});
       return;
     }
-    if (req.method != "POST" && req.method != "GET" && req.method != "PUT") {
+    if (req.method != "POST" && req.method != "GET" && req.method != "PUT" &&
+        req.method != "HEAD") {
       done(Error{ErrorKind::invalid, "http: method " + req.method + " is not supported"});
       return;
     }
     auto t = std::make_unique<Transfer>();
     t->request = std::move(req);
     t->done = std::move(done);
-    CURL* e = curl_easy_init();
+    CURL* e = nullptr;
+    if (!idle.empty()) {
+      e = idle.back();
+      idle.pop_back();
+      curl_easy_reset(e);  // options back to defaults; buffers kept
+    } else {
+      e = curl_easy_init();
+    }
     if (e == nullptr) {
       t->done(Error{ErrorKind::io, "http: out of memory"});
       return;
@@ -76,6 +86,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
     curl_easy_setopt(e, CURLOPT_PROTOCOLS, CURLPROTO_HTTP | CURLPROTO_HTTPS);
 #endif
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 4096L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
                      static_cast<long>(std::max<std::int64_t>(1, r.timeout.count())));
     curl_easy_setopt(e, CURLOPT_USERAGENT, options.user_agent.c_str());
@@ -85,7 +96,9 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Impl::on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
-    if (r.method == "POST" || r.method == "PUT") {
+    if (r.method == "HEAD") {
+      curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else if (r.method == "POST" || r.method == "PUT") {
       if (r.method == "PUT") {
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "PUT");
       }
@@ -229,7 +242,11 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
     std::unique_ptr<Transfer> owned = std::move(it->second);
     transfers.erase(it);
     curl_multi_remove_handle(multi, owned->easy);
-    curl_easy_cleanup(owned->easy);
+    if (!closed && idle.size() < options.max_idle_handles) {
+      idle.push_back(owned->easy);
+    } else {
+      curl_easy_cleanup(owned->easy);
+    }
     curl_slist_free_all(owned->headers);
     if (owned->done) {
       owned->done(std::move(r));
@@ -245,6 +262,10 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
       }
       finish(t, Error{ErrorKind::closed, "http: client closed"});
     }
+    for (CURL* e : idle) {
+      curl_easy_cleanup(e);
+    }
+    idle.clear();
     timer.close();
     polls.clear();
     if (multi != nullptr) {
@@ -259,6 +280,7 @@ struct HttpClient::Impl : std::enable_shared_from_this<Impl> {
   Timer timer;
   std::map<curl_socket_t, std::unique_ptr<Poll>> polls;
   std::map<Transfer*, std::unique_ptr<Transfer>> transfers;
+  std::vector<CURL*> idle;  ///< finished easy handles, reset and reused
   bool closed = false;
 };
 

@@ -37,6 +37,11 @@ struct HttpClientOptions {
   std::size_t max_response_bytes = 64 * 1024;
   /// Sent as User-Agent.
   std::string user_agent = "tierd";
+  /// Idle keep-alive connections kept open for reuse (libcurl's default shrinks with the
+  /// transfers in flight, so periodic requests would reconnect every time).
+  long max_idle_connections = 256;
+  /// Finished transfer handles kept for reuse (each is a few tens of KB to set up).
+  std::size_t max_idle_handles = 64;
 };
 
 class HttpClient {

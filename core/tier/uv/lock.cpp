@@ -42,8 +42,16 @@ struct LockHolder::State : std::enable_shared_from_this<State> {
                      self->fence = r->fence;
                      self->valid_until = sent + self->lease;
                      self->notify(true);
+                     self->schedule(self->period());
+                     return;
                    }
-                   self->schedule(self->period());
+                   // Held elsewhere: try again when its lease ends (the reply says when), so
+                   // a holder that died is replaced within one lease of its last renewal.
+                   ms next = self->period();
+                   if (r.ok() && r->ttl > ms(0)) {
+                     next = std::min(next, r->ttl + ms(1));
+                   }
+                   self->schedule(next);
                  });
       return;
     }

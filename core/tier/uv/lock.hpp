@@ -1,9 +1,10 @@
 #pragma once
-// A lock held on the loop (docs/locks.md): LockHolder campaigns for a lock (trying again at a
-// third of the lease while another holder has it), renews it with a loop timer at a third of
-// the lease while held, and declares it lost at once when a renewal is refused or when no
-// renewal has succeeded by the lease's end by this process's clock. Leader election is a
-// LockHolder on lock:tierd:leader:{job}. All calls on the loop's thread.
+// A lock held on the loop (docs/locks.md): LockHolder campaigns for a lock (while another holder
+// has it, trying again at a third of the lease or when that holder's lease ends, whichever
+// comes first: a dead holder is replaced within one lease of its last renewal), renews it with a
+// loop timer at a third of the lease while held, and declares it lost at once when a renewal is
+// refused or when no renewal has succeeded by the lease's end by this process's clock. Leader
+// election is a LockHolder on lock:tierd:leader:{job}. All calls on the loop's thread.
 
 #include <chrono>
 #include <cstdint>
