@@ -53,6 +53,11 @@ class WebhookServer {
     pollfd p{fd, POLLIN, 0};
     return ::poll(&p, 1, 20) > 0;
   }
+  /// Extra response header lines ("Name: value\r\n" each) sent with every answer.
+  void headers(std::string lines) {
+    std::lock_guard lock(m_);
+    headers_ = std::move(lines);
+  }
   /// Statuses for the requests still to come (replaces what was scripted).
   void script(std::vector<int> statuses) {
     std::lock_guard lock(m_);
@@ -107,8 +112,13 @@ class WebhookServer {
           if (status < 0) {
             continue;  // never answered: the client's deadline must end it
           }
-          const std::string reply = "HTTP/1.1 " + std::to_string(status) +
-                                    " X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+          std::string extra;
+          {
+            std::lock_guard lock(m_);
+            extra = headers_;
+          }
+          const std::string reply = "HTTP/1.1 " + std::to_string(status) + " X\r\n" + extra +
+                                    "Content-Length: 2\r\nConnection: close\r\n\r\nok";
           (void)::send(c, reply.data(), reply.size(), MSG_NOSIGNAL);
           open = false;  // one request per connection, as the reply says
           break;
@@ -119,6 +129,7 @@ class WebhookServer {
   }
 
   std::vector<int> statuses_;
+  std::string headers_;
   std::size_t next_ = 0;
   std::vector<Request> requests_;
   std::mutex m_;

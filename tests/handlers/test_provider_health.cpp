@@ -181,6 +181,29 @@ TEST_CASE("provider_health: a HEAD probe is sent as HEAD and counts its status")
   CHECK(d.metric("tierd_provider_probes_total", {{"provider", name}, {"outcome", "ok"}}) == 1);
 }
 
+TEST_CASE("provider_health: rate-limit response headers go to the rate_limit_status key") {
+  WebhookServer server({200, 200});
+  server.headers(
+      "X-RateLimit-Remaining: 17\r\nx-ratelimit-reset: 30s\r\nRetry-After: 4\r\n"
+      "X-Other: no\r\n");
+  const std::string name = "rl-" + std::to_string(::getpid());
+  Daemon d(handlers(server.port(), name), "health-rl");
+  const std::string key = d.keys("provider:" + name + ":rate_limit_status");
+  REQUIRE(d.loop.run_until([&] { return probes(*d.app, name) == 1; }, 5s));
+  REQUIRE(d.loop.run_until(
+      [&] {
+        return d.client.run(tier::raw({"EXISTS", key})).integer == 1;
+      },
+      5s));
+  const Json limits = Json::parse(d.client.run(tier::raw({"GET", key})).str);
+  CHECK(limits["x-ratelimit-remaining"] == "17");
+  CHECK(limits["x-ratelimit-reset"] == "30s");
+  CHECK(limits["retry-after"] == "4");
+  CHECK_FALSE(limits.contains("x-other"));
+  CHECK(limits.contains("checked_at"));
+  CHECK(d.client.run(tier::raw({"TTL", key})).integer > 0);
+}
+
 TEST_CASE("provider_health: broken config is refused with the YAML path") {
   auto error = [](const std::string& providers) {
     try {
