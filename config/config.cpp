@@ -56,6 +56,13 @@ void check_postgres(const std::string& conninfo, const std::string& path, int li
   }
 }
 
+void check_log_format(const std::string& format, const std::string& path, int line) {
+  if (format != "text" && format != "json") {
+    throw ConfigError(path, line,
+                      "unknown log format '" + tier::excerpt(format, 40) + "' (text, json)");
+  }
+}
+
 void check_log_level(const std::string& level, const std::string& path, int line) {
   static const char* const kLevels[] = {"trace", "debug",    "info", "warn",
                                         "error", "critical", "off"};
@@ -171,7 +178,7 @@ Config parse_config(std::string_view yaml_text, const std::string& source, const
     root = YAML::Node(YAML::NodeType::Map);
   }
   yaml::Map top(root, "",
-                {"redis", "postgres", "http", "log_level", "namespace", "subscribe",
+                {"redis", "postgres", "http", "log_level", "log_format", "namespace", "subscribe",
                  "max_message_bytes", "shutdown_timeout_ms", "handlers"});
 
   int redis_url_line = 0;
@@ -205,6 +212,10 @@ Config parse_config(std::string_view yaml_text, const std::string& source, const
   if (top.has("log_level")) {
     c.log_level = top.required_string("log_level");
     check_log_level(c.log_level, "log_level", yaml::line_of(top.get("log_level")));
+  }
+  if (top.has("log_format")) {
+    c.log_format = top.required_string("log_format");
+    check_log_format(c.log_format, "log_format", yaml::line_of(top.get("log_format")));
   }
   c.key_prefix = top.string("namespace", "");
   if (!c.key_prefix.empty()) {
@@ -286,6 +297,10 @@ Config parse_config(std::string_view yaml_text, const std::string& source, const
   if (auto v = env("TIERD_LOG_LEVEL"); v && !v->empty()) {
     check_log_level(*v, env_path("TIERD_LOG_LEVEL"), 0);
     c.log_level = *v;
+  }
+  if (auto v = env("TIERD_LOG_FORMAT"); v && !v->empty()) {
+    check_log_format(*v, env_path("TIERD_LOG_FORMAT"), 0);
+    c.log_format = *v;
   }
   return c;
 }

@@ -54,6 +54,7 @@ struct Config {
   std::string http_host = "127.0.0.1";
   int http_port = 9464;  ///< 0 = any free port (tests)
   std::string log_level = "info";
+  std::string log_format = "text";  ///< text | json (JSON lines for log collectors)
   /// Prepended to every key tierd touches (DESIGN §4); empty = none.
   std::string key_prefix;
   std::vector<std::string> subscribe{"events:*", "system:*", "notifications:*"};

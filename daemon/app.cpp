@@ -11,6 +11,7 @@
 
 #include "daemon/dispatcher.hpp"
 #include "daemon/http.hpp"
+#include "daemon/log_format.hpp"
 #include "daemon/notify.hpp"
 #include "tier/endpoint.hpp"
 #include "tier/keys.hpp"
@@ -99,7 +100,10 @@ struct App::Impl {
     if (!logger) {
       logger = std::make_shared<spdlog::logger>("tierd",
                                                 std::make_shared<spdlog::sinks::stderr_sink_mt>());
-      logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+      apply_log_format(*logger, LogFormat::text);
+    }
+    if (config.log_format == "json") {
+      apply_log_format(*logger, LogFormat::json);
     }
     logger->set_level(spdlog::level::from_str(config.log_level));
     logger->flush_on(spdlog::level::info);
@@ -555,6 +559,9 @@ bool App::apply(const Config& next) {
     m.logger->error("reload refused, keeping the running config: {}", e.what());
     notify::ready();
     return false;
+  }
+  if (c.log_format != m.config.log_format) {
+    apply_log_format(*m.logger, c.log_format == "json" ? LogFormat::json : LogFormat::text);
   }
   m.config = c;
   m.logger->set_level(spdlog::level::from_str(c.log_level));

@@ -321,6 +321,27 @@ TEST_CASE("the environment overrides the file, and its values are checked too") 
   }
 }
 
+TEST_CASE("log_format: text or json, from the file or TIERD_LOG_FORMAT; anything else is refused") {
+  const std::string base = "redis:\n  url: redis://10.0.0.1:6379/0\n";
+  CHECK(parse(base, env_of({})).log_format == "text");
+  CHECK(parse(base + "log_format: json\n", env_of({})).log_format == "json");
+  CHECK(parse(base + "log_format: json\n", env_of({{"TIERD_LOG_FORMAT", "text"}})).log_format ==
+        "text");
+  auto error = [&](const std::string& yaml, const std::map<std::string, std::string>& env) {
+    try {
+      parse(yaml, env_of(env));
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  CHECK_THAT(error(base + "log_format: xml\n", {}),
+             Catch::Contains("log_format") && Catch::Contains("unknown log format 'xml'"));
+  CHECK_THAT(error(base + "log_format: [json]\n", {}), Catch::Contains("log_format"));
+  CHECK_THAT(error(base, {{"TIERD_LOG_FORMAT", "logfmt"}}),
+             Catch::Contains("TIERD_LOG_FORMAT (environment)"));
+}
+
 TEST_CASE("tierd --check-config: exit 0 for a valid file, 78 with path and line otherwise") {
   tiertest::TempDir dir("checkcfg");
   auto write = [&](const std::string& name, const std::string& text) {
