@@ -10,6 +10,7 @@
 #include <string>
 
 #include "daemon/app.hpp"
+#include "daemon/probe.hpp"
 #include "handlers/registry.hpp"
 
 namespace {
@@ -21,8 +22,34 @@ void usage(std::FILE* out) {
   std::fprintf(out,
                "usage: tierd [--config FILE]   run (default: the built-in config)\n"
                "       tierd --check-config FILE   validate FILE and exit (0 ok, 78 invalid)\n"
+               "       tierd --probe [URL]   GET URL (default: /healthz at http.listen);\n"
+               "                             exit 0 on 200, 1 otherwise (container HEALTHCHECK)\n"
                "       tierd --print-default-config\n"
                "       tierd --version\n");
+}
+
+// tierd --probe [URL]: the URL given, or /healthz where the config (file given before
+// --probe, or the built-in one, with the environment's overrides) says tierd listens.
+int probe(const char* url, const std::string& config_path) {
+  tierd::ProbeTarget target;
+  try {
+    if (url != nullptr) {
+      target = tierd::parse_probe_url(url);
+    } else {
+      const tierd::Config c = config_path.empty()
+                                  ? tierd::parse_config(tierd::default_config_text(), "<built-in>")
+                                  : tierd::load_config(config_path);
+      target = tierd::probe_target(c.http_host, c.http_port);
+    }
+  } catch (const tierd::ConfigError& e) {
+    std::fprintf(stderr, "tierd --probe: %s: %s\n",
+                 config_path.empty() ? "<built-in>" : config_path.c_str(), e.what());
+    return kExitConfig;
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "tierd --probe: bad URL: %s\n", e.what());
+    return kExitUsage;
+  }
+  return tierd::run_probe(target, std::chrono::milliseconds(2000));
 }
 
 }  // namespace
@@ -47,6 +74,9 @@ int main(int argc, char** argv) {
       std::fwrite(tierd::default_config_text().data(), 1, tierd::default_config_text().size(),
                   stdout);
       return 0;
+    }
+    if (arg == "--probe") {
+      return probe(i + 1 < argc ? argv[i + 1] : nullptr, config_path);
     }
     if ((arg == "--config" || arg == "--check-config") && i + 1 < argc) {
       check_only = check_only || arg == "--check-config";

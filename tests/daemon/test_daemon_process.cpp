@@ -190,3 +190,83 @@ TEST_CASE("under systemd: READY=1, watchdog pings, RELOADING=1 on SIGHUP, STOPPI
   CHECK(WEXITSTATUS(status) == 0);
   CHECK(sock.saw("STOPPING=1"));
 }
+
+namespace {
+
+struct Ran {
+  int status = -1;
+  std::string err;  ///< stdout and stderr
+};
+
+// Runs a command through the shell (arguments single-quoted), with `env` set for it only.
+Ran run_command(const std::vector<std::string>& argv,
+                const std::vector<std::pair<std::string, std::string>>& env = {}) {
+  std::string cmd;
+  for (const auto& [k, v] : env) {
+    cmd += k + "='" + v + "' ";
+  }
+  for (const auto& a : argv) {
+    cmd += "'" + a + "' ";
+  }
+  cmd += "2>&1";
+  Ran r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  char buf[512];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) {
+    r.err.append(buf, n);
+  }
+  const int st = ::pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("tierd --probe: 0 on a 200, 1 otherwise, 64 for a bad URL") {
+  tier::Client& c = tiertest::redis().client();
+  tiertest::TestKeys keys(c, "probe");
+  Tierd t(tiertest::redis().url(), keys.prefix());
+  REQUIRE(tiertest::eventually([&] { return t.ready(); }, 5s));
+  const std::string base = "http://127.0.0.1:" + std::to_string(t.port());
+  CHECK(run_command({TIERD_PATH, "--probe", base + "/healthz"}).status == 0);
+  CHECK(run_command({TIERD_PATH, "--probe", base + "/readyz"}).status == 0);
+  const auto missing = run_command({TIERD_PATH, "--probe", base + "/nosuch"});
+  CHECK(missing.status == 1);
+  CHECK_THAT(missing.err, Catch::Contains("404"));
+  // Without a URL: /healthz where the environment says tierd listens.
+  CHECK(run_command({TIERD_PATH, "--probe"},
+                    {{"TIERD_HTTP_LISTEN", "0.0.0.0:" + std::to_string(t.port())}})
+            .status == 0);
+  const int closed = tiertest::free_port();
+  const auto refused =
+      run_command({TIERD_PATH, "--probe", "http://127.0.0.1:" + std::to_string(closed) + "/"});
+  CHECK(refused.status == 1);
+  CHECK_THAT(refused.err, Catch::Contains("refused"));
+  for (const char* bad : {"https://127.0.0.1:1/", "http://localhost:9464/", "http://127.0.0.1/",
+                          "http://127.0.0.1:99999/", "http://[::1/", "http://127.0.0.1:1/a b"}) {
+    INFO(bad);
+    const auto r = run_command({TIERD_PATH, "--probe", bad});
+    CHECK(r.status == 64);
+    CHECK_THAT(r.err, Catch::Contains("bad URL"));
+  }
+}
+
+TEST_CASE("tierd --probe: a listener that never answers is a failure within the deadline") {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::listen(fd, 4) == 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const auto start = Clock::now();
+  const auto r = run_command(
+      {TIERD_PATH, "--probe", "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/"});
+  ::close(fd);
+  CHECK(r.status == 1);
+  CHECK_THAT(r.err, Catch::Contains("no answer within the deadline"));
+  CHECK(Clock::now() - start < 10s);
+}
