@@ -146,6 +146,20 @@ TEST_CASE("container image: ready, healthy, non-root, writes behind, JSON logs, 
       20s));
   CHECK(pg.query("SELECT payload->>'from' FROM ctr_rows WHERE id = 'r1'")[0] == "container test");
 
+  // Its resident memory, for the Kubernetes example's requests.
+  const std::string pid = trim(sh("podman inspect --format '{{.State.Pid}}' " + c.name).out);
+  std::ifstream status("/proc/" + pid + "/status");
+  std::string field;
+  long rss_kb = 0;
+  while (status >> field) {
+    if (field == "VmRSS:") {
+      status >> rss_kb;
+      break;
+    }
+  }
+  CHECK(rss_kb > 0);
+  WARN("tierd in the container: " << rss_kb / 1024.0 << " MiB resident");
+
   // Logs are JSON lines.
   std::istringstream lines(logs());
   std::string line;

@@ -1,13 +1,16 @@
 // The operations kit beside the image: the Prometheus alerting rules pass `promtool check
-// rules` and their unit tests (`promtool test rules`), and the rules and the Grafana
-// dashboard name only metrics that tierd exports, read from the /metrics of a real tierd
-// running the example config with every handler type.
+// rules` and their unit tests (`promtool test rules`); the rules and the Grafana dashboard
+// name only metrics that tierd exports, read from the /metrics of a real tierd running the
+// example config with every handler type; the Kubernetes and compose examples carry configs
+// that tierd accepts, and timings that let it drain.
 
 #include <sys/wait.h>
 
 #include <catch2/catch.hpp>
 
 #include <fstream>
+#include <map>
+#include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -16,7 +19,9 @@
 #include <yaml-cpp/yaml.h>
 #include <nlohmann/json.hpp>
 
+#include "config/config.hpp"
 #include "daemon/tierd_process.hpp"
+#include "handlers/registry.hpp"
 #include "support/helpers.hpp"
 #include "support/servers.hpp"
 
@@ -181,4 +186,91 @@ TEST_CASE("ops kit: rules pass promtool, and rules and dashboard use only export
     }
   }
   CHECK(used.size() >= 10);
+}
+
+namespace {
+
+tierd::EnvLookup env_of(const std::map<std::string, std::string>& vars) {
+  return [vars](const char* name) -> std::optional<std::string> {
+    const auto it = vars.find(name);
+    return it == vars.end() ? std::nullopt : std::optional<std::string>(it->second);
+  };
+}
+
+// "20s" / "1m30s" (compose durations as used here) in milliseconds.
+long long compose_ms(const std::string& d) {
+  long long total = 0;
+  long long n = 0;
+  for (char c : d) {
+    if (c >= '0' && c <= '9') {
+      n = n * 10 + (c - '0');
+    } else {
+      total += c == 'm' ? n * 60000 : c == 's' ? n * 1000 : 0;
+      n = 0;
+    }
+  }
+  return total;
+}
+
+}  // namespace
+
+TEST_CASE("ops kit: the Kubernetes example's config is valid and its timings fit tierd's") {
+  const std::string dir = kSource + "/deploy/k8s/";
+  const YAML::Node cm = YAML::LoadFile(dir + "configmap.yaml");
+  const YAML::Node deploy = YAML::LoadFile(dir + "deployment.yaml");
+  const YAML::Node secret = YAML::LoadFile(dir + "secret.example.yaml");
+  const YAML::Node pod = deploy["spec"]["template"]["spec"];
+  const YAML::Node c = pod["containers"][0];
+
+  // The environment the Deployment gives, with the Secret's values.
+  std::map<std::string, std::string> env;
+  for (const auto& e : c["env"]) {
+    if (e["value"]) {
+      env[e["name"].as<std::string>()] = e["value"].as<std::string>();
+    } else {
+      const auto key = e["valueFrom"]["secretKeyRef"]["key"].as<std::string>();
+      REQUIRE(secret["stringData"][key]);  // every secret key the Deployment names exists
+      env[e["name"].as<std::string>()] = secret["stringData"][key].as<std::string>();
+    }
+  }
+  CHECK(env.count("TIERD_REDIS_PASSWORD") == 1);
+  CHECK(env.count("PGPASSWORD") == 1);
+  // The ConfigMap's file passes tierd's own validation, as --check-config would run it.
+  const tierd::Config config = tierd::parse_config(cm["data"]["tierd.yaml"].as<std::string>(),
+                                                   "configmap.yaml", env_of(env));
+  CHECK_NOTHROW(tierd::resolve(config, env_of(env)));
+  CHECK(config.http_host == "0.0.0.0");
+  // SIGKILL comes only after tierd's own drain deadline.
+  CHECK(pod["terminationGracePeriodSeconds"].as<long long>() * 1000 >
+        config.shutdown_timeout.count());
+  CHECK(c["livenessProbe"]["httpGet"]["path"].as<std::string>() == "/healthz");
+  CHECK(c["readinessProbe"]["httpGet"]["path"].as<std::string>() == "/readyz");
+  CHECK(c["ports"][0]["containerPort"].as<int>() == config.http_port);
+  CHECK(pod["securityContext"]["runAsUser"].as<int>() == 10001);  // the image's user
+  CHECK(c["volumeMounts"][0]["mountPath"].as<std::string>() == "/etc/tierd");
+  CHECK(c["args"][1].as<std::string>() == "/etc/tierd/tierd.yaml");
+}
+
+TEST_CASE("ops kit: the compose file gates tierd on healthy servers and gives it time to drain") {
+  const YAML::Node compose = YAML::LoadFile(kSource + "/deploy/compose.yaml");
+  const YAML::Node t = compose["services"]["tierd"];
+  for (const char* dep : {"redis", "postgres"}) {
+    INFO(dep);
+    CHECK(t["depends_on"][dep]["condition"].as<std::string>() == "service_healthy");
+    CHECK(compose["services"][dep]["healthcheck"]);
+  }
+  std::map<std::string, std::string> env;
+  for (const auto& kv : t["environment"]) {
+    env[kv.first.as<std::string>()] = kv.second.as<std::string>();
+  }
+  tiertest::TempDir dir("compose");
+  { std::ofstream(dir.path() + "/redis_password") << "secret"; }
+  env["TIERD_REDIS_PASSWORD_FILE"] = dir.path() + "/redis_password";
+  // The image's built-in config with the compose environment is valid.
+  const tierd::Config config = tierd::parse_config(
+      read_file(kSource + "/config/tierd.example.yaml"), "compose", env_of(env));
+  CHECK_NOTHROW(tierd::resolve(config, env_of(env)));
+  CHECK(config.http_host == "0.0.0.0");
+  CHECK(compose_ms(t["stop_grace_period"].as<std::string>()) > config.shutdown_timeout.count());
+  CHECK(t["secrets"][0].as<std::string>() == "redis_password");
 }
