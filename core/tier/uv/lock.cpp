@@ -46,10 +46,12 @@ struct LockHolder::State : std::enable_shared_from_this<State> {
                      return;
                    }
                    // Held elsewhere: try again when its lease ends (the reply says when), so
-                   // a holder that died is replaced within one lease of its last renewal.
+                   // a holder that died is replaced within one lease of its last renewal. A
+                   // TTL of 0 means "ends within this millisecond" (the loop clock counts
+                   // whole ms), so 2 ms of margin rather than a whole period's wait.
                    ms next = self->period();
-                   if (r.ok() && r->ttl > ms(0)) {
-                     next = std::min(next, r->ttl + ms(1));
+                   if (r.ok() && r->ttl >= ms(0)) {
+                     next = std::min(next, r->ttl + ms(2));
                    }
                    self->schedule(next);
                  });
