@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "handlers/http_test_server.hpp"
 #include "support/helpers.hpp"
 #include "support/servers.hpp"
 #include "tier/op.hpp"
@@ -193,33 +194,17 @@ TEST_CASE("under systemd: READY=1, watchdog pings, RELOADING=1 on SIGHUP, STOPPI
 
 namespace {
 
-struct Ran {
-  int status = -1;
-  std::string err;  ///< stdout and stderr
-};
-
-// Runs a command through the shell (arguments single-quoted), with `env` set for it only.
-Ran run_command(const std::vector<std::string>& argv,
-                const std::vector<std::pair<std::string, std::string>>& env = {}) {
+// Runs tierd with `argv` (single-quoted) and `env` set for it only.
+tiertest::Shell run_command(const std::vector<std::string>& argv,
+                            const std::vector<std::pair<std::string, std::string>>& env = {}) {
   std::string cmd;
   for (const auto& [k, v] : env) {
-    cmd += k + "='" + v + "' ";
+    cmd += k + "=" + tiertest::shell_quote(v) + " ";
   }
   for (const auto& a : argv) {
-    cmd += "'" + a + "' ";
+    cmd += tiertest::shell_quote(a) + " ";
   }
-  cmd += "2>&1";
-  Ran r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[512];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) {
-    r.err.append(buf, n);
-  }
-  const int st = ::pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
+  return tiertest::shell(cmd);
 }
 
 }  // namespace
@@ -234,7 +219,7 @@ TEST_CASE("tierd --probe: 0 on a 200, 1 otherwise, 64 for a bad URL") {
   CHECK(run_command({TIERD_PATH, "--probe", base + "/readyz"}).status == 0);
   const auto missing = run_command({TIERD_PATH, "--probe", base + "/nosuch"});
   CHECK(missing.status == 1);
-  CHECK_THAT(missing.err, Catch::Contains("404"));
+  CHECK_THAT(missing.out, Catch::Contains("404"));
   // Without a URL: /healthz where the environment says tierd listens.
   CHECK(run_command({TIERD_PATH, "--probe"},
                     {{"TIERD_HTTP_LISTEN", "0.0.0.0:" + std::to_string(t.port())}})
@@ -243,30 +228,22 @@ TEST_CASE("tierd --probe: 0 on a 200, 1 otherwise, 64 for a bad URL") {
   const auto refused =
       run_command({TIERD_PATH, "--probe", "http://127.0.0.1:" + std::to_string(closed) + "/"});
   CHECK(refused.status == 1);
-  CHECK_THAT(refused.err, Catch::Contains("refused"));
+  CHECK_THAT(refused.out, Catch::Contains("refused"));
   for (const char* bad : {"https://127.0.0.1:1/", "http://localhost:9464/", "http://127.0.0.1/",
                           "http://127.0.0.1:99999/", "http://[::1/", "http://127.0.0.1:1/a b"}) {
     INFO(bad);
     const auto r = run_command({TIERD_PATH, "--probe", bad});
     CHECK(r.status == 64);
-    CHECK_THAT(r.err, Catch::Contains("bad URL"));
+    CHECK_THAT(r.out, Catch::Contains("bad URL"));
   }
 }
 
 TEST_CASE("tierd --probe: a listener that never answers is a failure within the deadline") {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  REQUIRE(::listen(fd, 4) == 0);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  tiertest::WebhookServer silent({-1});  // accepts, reads the request, never answers
   const auto start = Clock::now();
   const auto r = run_command(
-      {TIERD_PATH, "--probe", "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/"});
-  ::close(fd);
+      {TIERD_PATH, "--probe", "http://127.0.0.1:" + std::to_string(silent.port()) + "/"});
   CHECK(r.status == 1);
-  CHECK_THAT(r.err, Catch::Contains("no answer within the deadline"));
+  CHECK_THAT(r.out, Catch::Contains("no answer within the deadline"));
   CHECK(Clock::now() - start < 10s);
 }

@@ -26,31 +26,10 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using Json = nlohmann::json;
 
-struct Ran {
-  int status = -1;
-  std::string out;  ///< stdout and stderr
-};
+using tiertest::shell_quote;
 
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) {
-    q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  }
-  return q + "'";
-}
-
-Ran sh(const std::string& cmd) {
-  Ran r;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) {
-    r.out.append(buf, n);
-  }
-  const int st = ::pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
+tiertest::Shell sh(const std::string& cmd) {
+  return tiertest::shell(cmd);
 }
 
 std::string trim(std::string s) {
@@ -75,7 +54,8 @@ TEST_CASE("container image: ready, healthy, non-root, writes behind, JSON logs, 
   REQUIRE(sh("command -v podman").status == 0);
   const std::string tag = "localhost/tierd:suite-" + std::to_string(::getpid());
   const auto build_start = Clock::now();
-  const Ran built = sh("bash " + std::string(TIERD_SOURCE_DIR) + "/deploy/build-image.sh " + tag);
+  const tiertest::Shell built =
+      sh("bash " + std::string(TIERD_SOURCE_DIR) + "/deploy/build-image.sh " + tag);
   INFO(built.out);
   REQUIRE(built.status == 0);
   const auto build_s =
@@ -120,9 +100,10 @@ TEST_CASE("container image: ready, healthy, non-root, writes behind, JSON logs, 
   }
   ::chmod((dir.path() + "/tierd.yaml").c_str(), 0644);
   Container c{"tierd-suite-" + std::to_string(::getpid())};
-  const Ran run = sh("podman run -d --name " + c.name + " " + kRunFlags + " -e TIERD_REDIS_URL=" +
-                     quote(tiertest::redis().url()) + " -e TIERD_POSTGRES_URL=" + quote(pg.url()) +
-                     " -v " + dir.path() + ":/etc/tierd:ro " + tag);
+  const tiertest::Shell run = sh("podman run -d --name " + c.name + " " + kRunFlags +
+                                 " -e TIERD_REDIS_URL=" + shell_quote(tiertest::redis().url()) +
+                                 " -e TIERD_POSTGRES_URL=" + shell_quote(pg.url()) + " -v " +
+                                 dir.path() + ":/etc/tierd:ro " + tag);
   INFO(run.out);
   REQUIRE(run.status == 0);
   const auto logs = [&] { return sh("podman logs " + c.name).out; };
@@ -136,9 +117,10 @@ TEST_CASE("container image: ready, healthy, non-root, writes behind, JSON logs, 
 
   // A row written behind from the host reaches PostgreSQL through the container.
   const std::string row = R"({"id":"r1","payload":{"from":"container test"}})";
-  const Ran enq =
-      sh(std::string(TIERCTL_PATH) + " --redis " + quote(tiertest::redis().url()) + " --prefix " +
-         quote(keys.prefix()) + " wb enqueue ctr_rows " + quote(row) + " --version 1");
+  const tiertest::Shell enq =
+      sh(std::string(TIERCTL_PATH) + " --redis " + shell_quote(tiertest::redis().url()) +
+         " --prefix " + shell_quote(keys.prefix()) + " wb enqueue ctr_rows " + shell_quote(row) +
+         " --version 1");
   INFO(enq.out);
   REQUIRE(enq.status == 0);
   REQUIRE(tiertest::eventually(

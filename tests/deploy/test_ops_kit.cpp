@@ -38,23 +38,8 @@ std::string read_file(const std::string& path) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-struct Ran {
-  int status = -1;
-  std::string out;
-};
-
-Ran sh(const std::string& cmd) {
-  Ran r;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) {
-    r.out.append(buf, n);
-  }
-  const int st = ::pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
+tiertest::Shell sh(const std::string& cmd) {
+  return tiertest::shell(cmd);
 }
 
 // The series names tierd exports: every family's TYPE line, with a histogram's suffixes.
@@ -147,12 +132,13 @@ TEST_CASE("ops kit: rules pass promtool, and rules and dashboard use only export
   const std::string rules = kSource + "/deploy/prometheus/tierd-rules.yml";
   const std::string tests = kSource + "/deploy/prometheus/tierd-rules.test.yml";
   {
-    const Ran check = sh("promtool check rules " + rules);
+    const tiertest::Shell check = sh("promtool check rules " + rules);
     INFO(check.out);
     CHECK(check.status == 0);
   }
   {
-    const Ran test = sh("cd " + kSource + "/deploy/prometheus && promtool test rules " + tests);
+    const tiertest::Shell test =
+        sh("cd " + kSource + "/deploy/prometheus && promtool test rules " + tests);
     INFO(test.out);
     CHECK(test.status == 0);
   }

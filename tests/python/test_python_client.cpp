@@ -23,19 +23,11 @@ TEST_CASE("the Python client's tests pass against the suite's servers and binari
   ::setenv("TIERCTL_PATH", TIERCTL_PATH, 1);
   // -p no:cacheprovider: nothing written into the source tree; -rs: say why if one skips.
   const std::string cmd = "cd " + std::string(TIERD_SOURCE_DIR) + "/clients/python && " + python +
-                          " -m pytest -q -rs -p no:cacheprovider tests 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) {
-    out.append(buf, n);
-  }
-  const int st = ::pclose(p);
+                          " -m pytest -q -rs -p no:cacheprovider tests";
+  const tiertest::Shell r = tiertest::shell(cmd);
+  const std::string& out = r.out;
   INFO(out);
-  REQUIRE(WIFEXITED(st));
-  CHECK(WEXITSTATUS(st) == 0);
+  CHECK(r.status == 0);
   CHECK(out.find("skipped") == std::string::npos);  // every test ran
   WARN(out.substr(out.rfind('\n', out.size() - 2) + 1));
 }

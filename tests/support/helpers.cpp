@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cctype>
+#include <cstdio>
 #include <thread>
 
 #include "tier/keys.hpp"
@@ -124,6 +125,35 @@ std::pair<int, int> in_two_processes(const std::function<int()>& work) {
   ::close(fds[0]);
   ::waitpid(child, nullptr, 0);
   return {here, there};
+}
+
+Shell shell(const std::string& command) {
+  Shell r;
+  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
+  if (p == nullptr) {
+    r.out = "popen failed";
+    return r;
+  }
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) {
+    r.out.append(buf, n);
+  }
+  const int st = ::pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      q += "'\\''";
+    } else {
+      q += c;
+    }
+  }
+  return q + "'";
 }
 
 }  // namespace tiertest

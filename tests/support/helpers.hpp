@@ -20,6 +20,19 @@ namespace tiertest {
 bool eventually(const std::function<bool()>& pred,
                 std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
+/// What a shell command did: its exit status (-1 when a signal ended it) and its stdout and
+/// stderr together.
+struct Shell {
+  int status = -1;
+  std::string out;
+};
+
+/// Runs `command` with /bin/sh and waits for it (the test side's blocking helper).
+Shell shell(const std::string& command);
+
+/// `s` single-quoted for the shell.
+std::string shell_quote(const std::string& s);
+
 /// Runs `work` in a forked child and in this process at the same time (the child is forked
 /// first, before `work` starts any thread) and returns {here, there}; the child's result is
 /// -1 when its `work` threw.
