@@ -4,7 +4,7 @@
 # status writes to a private Redis included. Prints tierd's CPU (user + sys, from /proc) as a
 # share of one core over a measured window after a warm-up, the probes the server answered in
 # that window, and the goal (< 5 % of a core). Build first: ninja -C build tierd
-# Usage: bench/provider_health_run.sh [BUILD_DIR]   Environment: N (200), WARMUP_S (5),
+# Usage: bench/provider_health_run.sh [BUILD_DIR]   Environment: PROVIDERS (200), WARMUP_S (5),
 #        WINDOW_S (20), PROFILE (a perf.data path: record tierd over the window).
 set -euo pipefail
 
@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "${1:-$here/../build}" && pwd)
 tierd=$build/daemon/tierd
 [ -x "$tierd" ] || { echo "provider_health_run: $tierd not built" >&2; exit 1; }
-N=${N:-200}
+PROVIDERS=${PROVIDERS:-200}
 WARMUP_S=${WARMUP_S:-5}
 WINDOW_S=${WINDOW_S:-20}
 PY=/usr/bin/python3
@@ -84,7 +84,7 @@ served() { rm -f "$dir/http.count"; kill -USR1 "$server_pid"; for _ in $(seq 100
   echo "  - type: provider_health"
   echo "    on: [\"system:health_check\"]"
   echo "    providers:"
-  for i in $(seq "$N"); do
+  for i in $(seq "$PROVIDERS"); do
     echo "      - {name: p$i, url: \"http://127.0.0.1:$http_port/health/$i\", interval_s: 1, timeout_ms: 900}"
   done
 } >"$dir/tierd.yaml"
@@ -105,7 +105,7 @@ keys=$(redis-cli -p "$port" --scan --pattern 'provider:*:health_status' | wc -l)
 rss=$(awk '$1 == "VmRSS:" { print $2 }' "/proc/$tierd_pid/status")
 
 awk -v c0="$c0" -v c1="$c1" -v hz="$hz" -v t0="$t0" -v t1="$t1" -v s0="$s0" -v s1="$s1" \
-  -v n="$N" -v keys="$keys" -v rss="$rss" 'BEGIN {
+  -v n="$PROVIDERS" -v keys="$keys" -v rss="$rss" 'BEGIN {
   secs = t1 - t0
   cpu = (c1 - c0) / hz / secs * 100
   printf "providers %d at 1 s; window %.1f s; probes answered %d (%.1f/s, expected %d/s)\n", n, secs, s1 - s0, (s1 - s0) / secs, n
