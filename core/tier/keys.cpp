@@ -52,6 +52,17 @@ std::optional<Error> check_id(std::string_view id, std::string_view what) {
   return std::nullopt;
 }
 
+std::optional<Error> check_tagged_id(std::string_view id, std::string_view what) {
+  if (auto bad = check_id(id, what)) {
+    return bad;
+  }
+  if (id.find_first_of("{}") != std::string_view::npos) {
+    return Error{ErrorKind::invalid, std::string(what) + " '" + excerpt(id) +
+                                         "' must not contain '{' or '}' (hash tag)"};
+  }
+  return std::nullopt;
+}
+
 std::string glob_escape(std::string_view s) {
   std::string out;
   out.reserve(s.size());

@@ -15,6 +15,8 @@ inline constexpr std::size_t kMaxIdBytes = 512;
 /// nullopt when `id` is acceptable as a key part: non-empty, at most kMaxIdBytes, valid
 /// UTF-8, no control characters. Otherwise an `invalid` error naming `what`.
 std::optional<Error> check_id(std::string_view id, std::string_view what);
+/// check_id, and no '{' or '}': the id goes between a key's literal braces (its hash tag).
+std::optional<Error> check_tagged_id(std::string_view id, std::string_view what);
 
 /// Escapes the glob characters * ? [ ] \ so that `s` matches only itself in a SCAN MATCH.
 std::string glob_escape(std::string_view s);

@@ -9,14 +9,7 @@ namespace tier {
 namespace {
 
 std::optional<Error> check_lock_name(std::string_view name) {
-  if (auto bad = check_id(name, "lock name")) {
-    return bad;
-  }
-  if (name.find_first_of("{}") != std::string_view::npos) {
-    return Error{ErrorKind::invalid,
-                 "lock name '" + excerpt(name) + "' must not contain '{' or '}' (hash tag)"};
-  }
-  return std::nullopt;
+  return check_tagged_id(name, "lock name");
 }
 
 Result<std::pair<std::string, std::string>> keys_of(const Locks& locks, std::string_view name) {

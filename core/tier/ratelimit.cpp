@@ -98,14 +98,7 @@ std::optional<Error> check_name(std::string_view name, std::string_view what) {
 }
 
 std::optional<Error> check_user_id(std::string_view user_id) {
-  if (auto bad = check_id(user_id, "user_id")) {
-    return bad;
-  }
-  if (user_id.find_first_of("{}") != std::string_view::npos) {
-    return Error{ErrorKind::invalid,
-                 "user_id '" + excerpt(user_id) + "' must not contain '{' or '}' (hash tag)"};
-  }
-  return std::nullopt;
+  return check_tagged_id(user_id, "user_id");
 }
 
 RateLimiter::RateLimiter(RateLimiterOptions options)
