@@ -5,6 +5,7 @@
 //   writebehind_bench live REDIS_URL CONNINFO N ROWS     worker while a producer adds N
 // Each prints one line of key=value figures on stdout.
 #include <libpq-fe.h>
+#include <sys/resource.h>
 #include <uv.h>
 
 #include <atomic>
@@ -52,6 +53,14 @@ tier::Json make_row(long i) {
                       {"lang", "python"},
                       {"summary", "no blocking issue found"}}},
                     {"updated_at", "2026-11-28T05:00:00Z"}};
+}
+
+// CPU time (user + system) of this process so far, in seconds.
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto s = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6; };
+  return s(u.ru_utime) + s(u.ru_stime);
 }
 
 double seconds_since(Clock::time_point t) {
@@ -156,6 +165,7 @@ int run_worker(const std::string& url, const std::string& conninfo, long target,
   }
   std::thread prod;
   auto t0 = Clock::now();
+  const double cpu0 = cpu_seconds();
   if (producer) {
     prod = std::thread(producer);
   }
@@ -173,6 +183,8 @@ int run_worker(const std::string& url, const std::string& conninfo, long target,
     }
   }
   double s = seconds_since(t0);
+  // The worker's own CPU per row (the producer thread of `live` counts too there).
+  const double cpu_us_per_row = (cpu_seconds() - cpu0) * 1e6 / static_cast<double>(target);
   rss_peak = std::max(rss_peak, rss_kib("VmHWM:"));
   if (prod.joinable()) {
     prod.join();
@@ -180,11 +192,11 @@ int run_worker(const std::string& url, const std::string& conninfo, long target,
   auto st = worker->stats(kTable);
   std::printf(
       "%s rows=%ld seconds=%.3f rows_per_s=%.0f batches=%llu avg_batch_ms=%.1f retries=%llu "
-      "rss_peak_kib=%ld\n",
+      "cpu_us_per_row=%.2f rss_peak_kib=%ld\n",
       mode, target, s, static_cast<double>(target) / s,
       static_cast<unsigned long long>(st.batches_flushed),
       s * 1000.0 / static_cast<double>(std::max<std::uint64_t>(st.batches_flushed, 1)),
-      static_cast<unsigned long long>(st.retries), rss_peak);
+      static_cast<unsigned long long>(st.retries), cpu_us_per_row, rss_peak);
   worker.reset();
   ctx.reset();
   pg.close();

@@ -5,7 +5,12 @@
 # Usage: bench/writebehind_run.sh [BUILD_DIR]   (default: build)
 # Environment: ROWS (default 200000), BATCH (worker max_rows, default 5000),
 #              PYTHON (an interpreter with Debian's python3-redis/psycopg2, default /usr/bin/python3),
-#              NAIVE_ROWS (rows the naive peer writes, default 20000).
+#              NAIVE_ROWS (rows the naive peer writes, default 20000),
+#              PGSTATS=1 (where PostgreSQL spent the worker run, from pg_stat_statements),
+#              PROFILE=FILE (perf record of the worker run into FILE),
+#              HEAPTRACK=FILE (heaptrack of the worker run),
+#              PIN=1 (PostgreSQL alone on CPU 0; Redis, the worker and the ceiling's client on
+#              CPU 1: what the worker costs shows apart from PostgreSQL's own work).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -17,6 +22,11 @@ BATCH=${BATCH:-5000}
 NAIVE_ROWS=${NAIVE_ROWS:-20000}
 PYTHON=${PYTHON:-/usr/bin/python3}
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
+pg_cpu=() app_cpu=()
+if [ "${PIN:-0}" = 1 ]; then
+  [ "$(nproc)" -ge 2 ] || { echo "writebehind_run: PIN=1 needs 2 CPUs" >&2; exit 1; }
+  pg_cpu=(taskset -c 0) app_cpu=(taskset -c 1)
+fi
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/wb-bench.XXXXXX")
 chmod 755 "$dir"
@@ -30,15 +40,17 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 redis_port=$(free_port)
 pg_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no \
+"${app_cpu[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no \
   --daemonize no --logfile "$dir/redis.log" &
 redis_pid=$!
 "${as_pg[@]}" "$PG_BIN/initdb" -D "$dir/pg/data" -U postgres --auth=trust -E UTF8 --locale=C \
   --no-sync >/dev/null
 # Same settings as the test harness: durability off for every contender alike.
-"${as_pg[@]}" "$PG_BIN/postgres" -D "$dir/pg/data" -p "$pg_port" -k "$dir/pg" \
+pg_extra=()
+[ "${PGSTATS:-0}" = 1 ] && pg_extra=(-c shared_preload_libraries=pg_stat_statements)
+"${pg_cpu[@]}" "${as_pg[@]}" "$PG_BIN/postgres" -D "$dir/pg/data" -p "$pg_port" -k "$dir/pg" \
   -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-  -c full_page_writes=off >"$dir/postgres.log" 2>&1 &
+  -c full_page_writes=off "${pg_extra[@]}" >"$dir/postgres.log" 2>&1 &
 pg_pid=$!
 cleanup() {
   kill "$redis_pid" 2>/dev/null || true
@@ -59,25 +71,53 @@ conninfo="host=127.0.0.1 port=$pg_port user=postgres dbname=postgres"
 psql -q -h 127.0.0.1 -p "$pg_port" -U postgres -f "$here/../scripts/demo_schema.sql"
 echo "redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), postgres" \
   "$("$PG_BIN/postgres" --version | awk '{print $3}'), $(nproc) CPUs," \
-  "load $(cut -d' ' -f1-3 /proc/loadavg); rows=$ROWS batch=$BATCH" >&2
+  "load $(cut -d' ' -f1-3 /proc/loadavg); rows=$ROWS batch=$BATCH pin=${PIN:-0}" >&2
+# PGSTATS=1: where PostgreSQL spent the worker run (pg_stat_statements), against its wall time.
+pgstats_reset() {
+  [ "${PGSTATS:-0}" = 1 ] || return 0
+  psql -q -h 127.0.0.1 -p "$pg_port" -U postgres -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements' \
+    -c 'SELECT pg_stat_statements_reset()' >/dev/null
+}
+pgstats_print() {
+  [ "${PGSTATS:-0}" = 1 ] || return 0
+  local wall_ms
+  wall_ms=$(echo "$1" | field seconds | awk '{ printf "%.0f", $1 * 1000 }')
+  echo "PostgreSQL during the worker run (${wall_ms} ms of wall time):" >&2
+  psql -h 127.0.0.1 -p "$pg_port" -U postgres -P pager=off -c "
+    SELECT sum(calls) AS calls, round(sum(total_exec_time)::numeric, 1) AS total_ms,
+           round((100 * sum(total_exec_time) / $wall_ms)::numeric, 1) AS pct_of_wall,
+           left(regexp_replace(regexp_replace(query, '\s+', ' ', 'g'), 'wb_stage_[0-9]+', 'wb_stage'), 70)
+             AS statement
+    FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%'
+    GROUP BY 4 ORDER BY 2 DESC LIMIT 12" >&2
+  psql -h 127.0.0.1 -p "$pg_port" -U postgres -Atc "
+    SELECT 'PostgreSQL busy ' || round((100 * sum(total_exec_time) / $wall_ms)::numeric, 1) ||
+           '% of the worker run'
+    FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%'" >&2
+}
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
 reset() {
   redis-cli -p "$redis_port" DEL writebehind:analysis_results >/dev/null
   psql -q -h 127.0.0.1 -p "$pg_port" -U postgres -c 'TRUNCATE analysis_results'
 }
 
-ceiling=$("$bench" ceiling "$conninfo" "$ROWS" "$BATCH")
+ceiling=$("${app_cpu[@]}" "$bench" ceiling "$conninfo" "$ROWS" "$BATCH")
 echo "$ceiling" >&2
 
 reset
 "$bench" preload "$url" "$ROWS" >&2
-worker=$("$bench" worker "$url" "$conninfo" "$ROWS" "$BATCH")
+pgstats_reset
+prof=()
+[ -n "${PROFILE:-}" ] && prof=(perf record -F 999 -g -o "$PROFILE" --)  # PROFILE=FILE: the worker run
+[ -n "${HEAPTRACK:-}" ] && prof=(heaptrack -o "$HEAPTRACK")  # HEAPTRACK=FILE: allocations of the worker run
+worker=$("${prof[@]}" "${app_cpu[@]}" "$bench" worker "$url" "$conninfo" "$ROWS" "$BATCH")
 echo "$worker" >&2
 landed=$(psql -h 127.0.0.1 -p "$pg_port" -U postgres -Atc 'SELECT count(*) FROM analysis_results')
 left=$(redis-cli -p "$redis_port" XLEN writebehind:analysis_results)
+pgstats_print "$worker"
 
 reset
-live=$("$bench" live "$url" "$conninfo" "$ROWS" "$BATCH")
+live=$("${app_cpu[@]}" "$bench" live "$url" "$conninfo" "$ROWS" "$BATCH")
 echo "$live" >&2
 
 reset

@@ -110,38 +110,49 @@ SqlTable sql_table(const WriteBehindTable& cfg) {
   return t;
 }
 
-Coalesced coalesce(const RowLayout& layout, const std::vector<Entry>& entries,
-                   const std::unordered_map<std::string, long long>& deliveries, int max_deliveries,
-                   RowScratch& scratch) {
-  Coalesced out;
-  std::unordered_map<std::string, std::size_t> by_key;
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    const Entry& e = entries[i];
+Coalescer::Coalescer(const RowLayout& layout, const std::vector<Entry>& entries,
+                     std::unordered_map<std::string, long long> deliveries, int max_deliveries)
+    : layout_(layout),
+      entries_(entries),
+      deliveries_(std::move(deliveries)),
+      max_deliveries_(max_deliveries) {
+  by_key_.reserve(entries.size());
+  out_.changes.reserve(entries.size());
+}
+
+bool Coalescer::step(std::size_t max, RowScratch& scratch) {
+  const std::size_t end = std::min(entries_.size(), next_ + max);
+  for (; next_ < end; ++next_) {
+    const std::size_t i = next_;
+    const Entry& e = entries_[i];
     if (e.deleted) {
-      out.ack.push_back(e.id);
+      out_.ack.push_back(e.id);
       continue;
     }
-    auto d = deliveries.find(e.id);
-    if (d != deliveries.end() && max_deliveries > 0 && d->second > max_deliveries) {
-      out.dead.emplace_back(i, "delivered " + std::to_string(d->second) +
-                                   " times, over max_deliveries " + std::to_string(max_deliveries));
-      continue;
+    if (!deliveries_.empty()) {
+      auto d = deliveries_.find(e.id);
+      if (d != deliveries_.end() && max_deliveries_ > 0 && d->second > max_deliveries_) {
+        out_.dead.emplace_back(i, "delivered " + std::to_string(d->second) +
+                                      " times, over max_deliveries " +
+                                      std::to_string(max_deliveries_));
+        continue;
+      }
     }
     Change c;
-    if (auto bad = decode_row(layout, e.fields, c, scratch)) {
-      out.dead.emplace_back(i, "malformed entry: " + *bad);
+    if (auto bad = decode_row(layout_, e.fields, c, scratch)) {
+      out_.dead.emplace_back(i, "malformed entry: " + *bad);
       continue;
     }
     c.winner = i;
     c.entries.push_back(i);
-    auto [it, fresh] = by_key.emplace(c.key, out.changes.size());
+    auto [it, fresh] = by_key_.emplace(c.key, out_.changes.size());
     if (fresh) {
-      out.changes.push_back(std::move(c));
+      out_.changes.push_back(std::move(c));
       continue;
     }
     // The newest version wins; equal versions (or none): the later entry, in stream order.
-    Change& old = out.changes[it->second];
-    ++out.folded;
+    Change& old = out_.changes[it->second];
+    ++out_.folded;
     const bool newer = !old.version || !c.version || *c.version >= *old.version;
     if (newer) {
       if (c.op == WriteOp::upsert && old.op == WriteOp::upsert) {
@@ -159,7 +170,15 @@ Coalesced coalesce(const RowLayout& layout, const std::vector<Entry>& entries,
       old.entries.push_back(i);
     }
   }
-  return out;
+  return done();
+}
+
+Coalesced coalesce(const RowLayout& layout, const std::vector<Entry>& entries,
+                   const std::unordered_map<std::string, long long>& deliveries, int max_deliveries,
+                   RowScratch& scratch) {
+  Coalescer c(layout, entries, deliveries, max_deliveries);
+  c.step(entries.size(), scratch);
+  return c.take();
 }
 
 std::vector<PgStatement> write_statements(const SqlTable& t, const RowLayout& layout,
@@ -172,8 +191,26 @@ std::vector<PgStatement> write_statements(const SqlTable& t, const RowLayout& la
   }
   std::vector<PgStatement> out;
   std::vector<PgStatement> dml;
-  std::string lock_keys;
   const std::string vq = t.version_column.empty() ? "" : pg_quote_ident(t.version_column);
+  // Values go inline: a transaction without parameters travels as one query string.
+  const std::string table_lit = pg_quote_literal(t.target);
+  const std::string tombstones_of_table =
+      "SELECT 1 FROM " + std::string(kTombstones) + " WHERE table_name = " + table_lit;
+  if (!vq.empty()) {
+    // Row locks alone do not order a delete and an upsert of the same key in two
+    // transactions (the upsert can insert right after the delete commits, past the
+    // tombstone its snapshot did not see). A lock per table does, taken first: shared by
+    // batches of upserts only (they stay concurrent among themselves), exclusive by a
+    // batch with deletes. One lock per transaction: workers never deadlock on it.
+    const bool deletes = std::any_of(chunk.begin(), chunk.end(), [&](std::size_t i) {
+      return changes[i].op != WriteOp::upsert;
+    });
+    out.push_back({std::string("SELECT ") +
+                       (deletes ? "pg_advisory_xact_lock" : "pg_advisory_xact_lock_shared") +
+                       "(hashtext(" + table_lit + "), " + std::to_string(kTableLockKey) + ")",
+                   {},
+                   std::nullopt});
+  }
   int n = 0;
   for (auto& [shape, idx] : groups) {
     const bool upsert = shape.first == static_cast<int>(WriteOp::upsert);
@@ -216,11 +253,6 @@ std::vector<PgStatement> write_statements(const SqlTable& t, const RowLayout& la
       data += '\n';
     }
     out.push_back({"COPY " + stage + " (" + list + ") FROM STDIN", {}, std::move(data)});
-    if (!vq.empty()) {
-      lock_keys += std::string(lock_keys.empty() ? "" : " UNION ALL ") + "SELECT hashtext(" +
-                   tombstone_key(t, "s") + "::text) & " + std::to_string(kLockBuckets - 1) +
-                   " AS b, " + (upsert ? "false" : "true") + " AS x FROM " + stage + " AS s";
-    }
     if (upsert) {
       std::string keys;
       for (const auto& k : t.quoted_keys) {
@@ -232,15 +264,16 @@ std::vector<PgStatement> write_statements(const SqlTable& t, const RowLayout& la
           set += (set.empty() ? "" : ", ") + pg_quote_ident(c) + " = EXCLUDED." + pg_quote_ident(c);
         }
       }
-      std::string sql = "INSERT INTO " + t.target + " AS t (" + list + ") SELECT " + list +
-                        " FROM " + stage + " AS s";
-      std::vector<std::optional<std::string>> params;
+      const std::string rows = "SELECT " + list + " FROM " + stage + " AS s";
+      std::string sql = "INSERT INTO " + t.target + " AS t (" + list + ") " + rows;
       if (!vq.empty()) {
-        // Never re-create a row over a delete of the same or a newer version.
-        sql += " WHERE NOT EXISTS (SELECT 1 FROM " + std::string(kTombstones) +
-               " AS d WHERE d.table_name = $1 AND d.key = " + tombstone_key(t, "s") +
-               " AND d.version >= s." + vq + ")";
-        params.emplace_back(t.target);
+        // Never re-create a row over a delete of the same or a newer version. While the
+        // table has no tombstones at all (the usual case) the anti-join is never run: each
+        // branch's EXISTS is a one-time filter, evaluated once per statement.
+        sql += " WHERE NOT EXISTS (" + tombstones_of_table + ") UNION ALL " + rows +
+               " WHERE EXISTS (" + tombstones_of_table + ") AND NOT EXISTS (SELECT 1 FROM " +
+               std::string(kTombstones) + " AS d WHERE d.table_name = " + table_lit +
+               " AND d.key = " + tombstone_key(t, "s") + " AND d.version >= s." + vq + ")";
       }
       sql += " ON CONFLICT (" + keys + ") DO ";
       if (set.empty()) {
@@ -252,13 +285,14 @@ std::vector<PgStatement> write_statements(const SqlTable& t, const RowLayout& la
           sql += " WHERE t." + vq + " IS NULL OR t." + vq + " < EXCLUDED." + vq;
         }
       }
-      dml.push_back({std::move(sql), params, std::nullopt});
+      dml.push_back({std::move(sql), {}, std::nullopt});
       if (!vq.empty()) {
         // A newer upsert supersedes the delete: its tombstone is no longer needed.
         dml.push_back({"DELETE FROM " + std::string(kTombstones) + " AS d USING " + stage +
-                           " AS s WHERE d.table_name = $1 AND d.key = " + tombstone_key(t, "s") +
-                           " AND d.version < s." + vq,
-                       std::move(params), std::nullopt});
+                           " AS s WHERE d.table_name = " + table_lit +
+                           " AND d.key = " + tombstone_key(t, "s") + " AND d.version < s." + vq,
+                       {},
+                       std::nullopt});
       }
     } else {
       std::string cond;
@@ -274,14 +308,14 @@ std::vector<PgStatement> write_statements(const SqlTable& t, const RowLayout& la
           newer_row += " AND t." + k + " = s." + k;
         }
         dml.push_back({"INSERT INTO " + std::string(kTombstones) +
-                           " AS d (table_name, key, version) SELECT $1, " + tombstone_key(t, "s") +
-                           ", s." + vq + " FROM " + stage +
+                           " AS d (table_name, key, version) SELECT " + table_lit + ", " +
+                           tombstone_key(t, "s") + ", s." + vq + " FROM " + stage +
                            " AS s WHERE NOT EXISTS (SELECT 1 FROM " + t.target + " AS t WHERE t." +
                            vq + " > s." + vq + newer_row +
                            ") ON CONFLICT (table_name, key) DO UPDATE SET version = "
                            "EXCLUDED.version, deleted_at = EXCLUDED.deleted_at WHERE d.version "
                            "< EXCLUDED.version",
-                       {t.target},
+                       {},
                        std::nullopt});
       }
       dml.push_back({"DELETE FROM " + t.target + " AS t USING " + stage + " AS s WHERE " + cond,
@@ -289,33 +323,19 @@ std::vector<PgStatement> write_statements(const SqlTable& t, const RowLayout& la
                      std::nullopt});
     }
   }
-  if (!lock_keys.empty()) {
-    // Row locks alone do not order a delete and an upsert of the same key in two
-    // transactions (the upsert can insert right after the delete commits, past the
-    // tombstone its snapshot did not see). Key locks do: shared for upserts (they stay
-    // concurrent among themselves), exclusive for deletes, taken in one sorted pass so
-    // workers never deadlock. Hashed into buckets to bound the locks per transaction.
-    out.push_back(
-        {"SELECT CASE WHEN x THEN pg_advisory_xact_lock(hashtext($1), b) ELSE "
-         "pg_advisory_xact_lock_shared(hashtext($1), b) END FROM (SELECT b, "
-         "bool_or(x) AS x FROM (" +
-             lock_keys + ") AS u GROUP BY b ORDER BY b) AS g",
-         {t.target},
-         std::nullopt});
-  }
   std::move(dml.begin(), dml.end(), std::back_inserter(out));
   return out;
 }
 
 PgStatement prune_statement(const SqlTable& t, std::chrono::seconds retention, std::size_t limit) {
+  const std::string table = pg_quote_literal(t.target);
+  const std::string older =
+      "deleted_at < now() - make_interval(secs => " + std::to_string(retention.count()) + ")";
   return {"DELETE FROM " + std::string(kTombstones) + " AS d USING (SELECT key FROM " +
-              std::string(kTombstones) +
-              " WHERE table_name = $1 AND deleted_at < now() - make_interval(secs => "
-              "$2::double precision) LIMIT " +
-              std::to_string(limit) +
-              ") AS o WHERE d.table_name = $1 AND d.key = o.key AND d.deleted_at < now() - "
-              "make_interval(secs => $2::double precision)",
-          {t.target, std::to_string(retention.count())},
+              std::string(kTombstones) + " WHERE table_name = " + table + " AND " + older +
+              " LIMIT " + std::to_string(limit) + ") AS o WHERE d.table_name = " + table +
+              " AND d.key = o.key AND d." + older,
+          {},
           std::nullopt};
 }
 

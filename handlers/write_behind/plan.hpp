@@ -25,8 +25,8 @@ struct WriteBehindTable;
 /// The one table holding the tombstones of every versioned table (in the connection's
 /// current schema).
 inline constexpr const char* kTombstones = "tierd_tombstones";
-/// Key locks of a versioned table per transaction, at most (a power of two).
-inline constexpr int kLockBuckets = 1024;
+/// Second key of a versioned table's lock, pg_advisory_xact_lock(hashtext(table), this).
+inline constexpr int kTableLockKey = -1;
 
 /// A configured table as the SQL names it.
 struct SqlTable {
@@ -66,8 +66,31 @@ struct Coalesced {
   std::size_t folded = 0;        ///< entries folded into a newer one of the same key
 };
 
-/// Decodes and coalesces one batch. An entry delivered more than `max_deliveries` times
-/// (per `deliveries`; 0 = no limit) or malformed goes to `dead` with the reason.
+/// Decodes and coalesces one batch a slice of entries at a time, so that the loop can
+/// answer PostgreSQL between slices (coalesce() below runs it in one go). An entry
+/// delivered more than `max_deliveries` times (per `deliveries`; 0 = no limit) or malformed
+/// goes to `dead` with the reason. `entries` must outlive the coalescer and not change.
+class Coalescer {
+ public:
+  Coalescer(const RowLayout& layout, const std::vector<Entry>& entries,
+            std::unordered_map<std::string, long long> deliveries, int max_deliveries);
+  /// Decodes up to `max` more entries; true once every entry is in.
+  bool step(std::size_t max, RowScratch& scratch);
+  bool done() const { return next_ == entries_.size(); }
+  /// The result (after done()).
+  Coalesced take() { return std::move(out_); }
+
+ private:
+  const RowLayout& layout_;
+  const std::vector<Entry>& entries_;
+  std::unordered_map<std::string, long long> deliveries_;
+  int max_deliveries_;
+  std::size_t next_ = 0;
+  std::unordered_map<std::string, std::size_t> by_key_;
+  Coalesced out_;
+};
+
+/// Decodes and coalesces one batch in one go.
 Coalesced coalesce(const RowLayout& layout, const std::vector<Entry>& entries,
                    const std::unordered_map<std::string, long long>& deliveries, int max_deliveries,
                    RowScratch& scratch);

@@ -83,7 +83,15 @@ struct Batch {
   // The statements of the first transaction, built ahead while the previous batch is in
   // PostgreSQL (the loop would otherwise wait idle).
   std::optional<std::vector<PgStatement>> prebuilt;
+  // Set while the batch is decoded a slice at a time (see prepare_slice).
+  std::unique_ptr<Coalescer> coalescer;
 };
+
+// Entries per XREADGROUP, and entries decoded per loop turn while another batch is in
+// PostgreSQL: the loop stays free to answer PostgreSQL (a COPY waits for its data) within
+// about a millisecond instead of after a whole batch's decoding.
+constexpr std::size_t kReadChunk = 1000;
+constexpr std::size_t kPrepareSlice = 500;
 
 PgConn& postgres_of(Context& ctx) {
   if (ctx.postgres() == nullptr) {
@@ -112,6 +120,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     Clock::time_point buffer_since;
     TimerHandle delay_timer;
     TimerHandle retry_timer;
+    TimerHandle prepare_timer;
     bool started = false;
     bool starting = false;
     bool failed = false;
@@ -411,7 +420,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       t->mode = Mode::claim;
       t->claim_cursor = "0-0";
     }
-    std::size_t want = t->cfg.max_rows - t->buffer.size();
+    std::size_t want = std::min(t->cfg.max_rows - t->buffer.size(), kReadChunk);
     auto w = weak_from_this();
     t->reading = true;
     switch (t->mode) {
@@ -533,7 +542,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     bool redelivered = std::any_of(t->next->entries.begin(), t->next->entries.end(),
                                    [](const Entry& e) { return e.redelivered; });
     if (!redelivered || t->cfg.max_deliveries == 0) {
-      prepare(t, *t->next, {});
+      prepare(t, *t->next, {}, /*sliced=*/true);
     }
   }
 
@@ -558,7 +567,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       }
     }
     if (lo.empty() || t->cfg.max_deliveries == 0) {
-      prepare(t, b, {});
+      prepare(t, b, {}, /*sliced=*/false);
       launch(t);
       return;
     }
@@ -570,14 +579,48 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
                      return;
                    }
                    // Unknown counts (the read failed) never hold a batch back.
-                   self->prepare(t, *batch,
-                                 r.ok() ? *r : std::unordered_map<std::string, long long>{});
+                   self->prepare(
+                       t, *batch,
+                       r.ok() ? std::move(r).value() : std::unordered_map<std::string, long long>{},
+                       /*sliced=*/false);
                    self->launch(t);
                  });
   }
 
-  void prepare(Table* t, Batch& b, const std::unordered_map<std::string, long long>& deliveries) {
-    Coalesced c = coalesce(t->row, b.entries, deliveries, t->cfg.max_deliveries, scratch);
+  // Decodes and coalesces a batch and builds its first transaction. `sliced` (the batch
+  // waits behind one in PostgreSQL): a slice per loop turn; else all at once.
+  void prepare(Table* t, Batch& b, std::unordered_map<std::string, long long> deliveries,
+               bool sliced) {
+    b.coalescer = std::make_unique<Coalescer>(t->row, b.entries, std::move(deliveries),
+                                              t->cfg.max_deliveries);
+    if (sliced) {
+      prepare_slice(t);
+    } else {
+      advance(t, b, b.entries.size());
+    }
+  }
+
+  void prepare_slice(Table* t) {
+    Batch* b = t->next.get();
+    if (b == nullptr || b->ready || !b->coalescer) {
+      return;
+    }
+    if (!advance(t, *b, kPrepareSlice)) {
+      after(t, t->prepare_timer, ms(0), [](Impl* s, Table* tb) { s->prepare_slice(tb); });
+    }
+  }
+
+  // Decodes up to `max` more entries of b; once all are in, builds the statements. True
+  // when the batch is ready.
+  bool advance(Table* t, Batch& b, std::size_t max) {
+    if (b.ready) {
+      return true;
+    }
+    if (!b.coalescer->step(max, scratch)) {
+      return false;
+    }
+    Coalesced c = b.coalescer->take();
+    b.coalescer.reset();
     b.changes = std::move(c.changes);
     b.dead = std::move(c.dead);
     b.ack = std::move(c.ack);
@@ -594,6 +637,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       b.chunks.push_back(std::move(all));
     }
     b.ready = true;
+    return true;
   }
 
   std::vector<PgStatement> build(Table* t, const Batch& b, const std::vector<std::size_t>& chunk) {
@@ -764,16 +808,20 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     t->ack_backlog.clear();
     bool trim = b.had_dead;  // dead letters left the stream: the head may be trimmable now
     t->inflight.reset();
-    if (!ids.empty() || trim) {
-      send_ack(t, std::move(ids));
-    }
+    // The next batch first: PostgreSQL gets it before the loop builds the ACK.
     if (t->next) {
       t->inflight = std::move(t->next);
+      if (t->inflight->coalescer) {
+        advance(t, *t->inflight, t->inflight->entries.size());  // finish the slices now
+      }
       if (t->inflight->ready) {
         launch(t);
       } else {
         check_deliveries(t, t->inflight.get());
       }
+    }
+    if (!ids.empty() || trim) {
+      send_ack(t, std::move(ids));
     }
     maybe_flush(t, false);
     pump_read(t);

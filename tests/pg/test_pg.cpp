@@ -181,6 +181,60 @@ TEST_CASE("PgConn: a transaction commits as a whole or rolls back on error", "[p
   CHECK(server.query("SELECT count(*) FROM pg_tx").at(0) == "3");
 }
 
+TEST_CASE("PgConn: a transaction with COPY and no parameters is one query string", "[pg]") {
+  auto& server = tiertest::postgres();
+  server.query(
+      "DROP TABLE IF EXISTS pg_script; CREATE TABLE pg_script(id int PRIMARY KEY, v text)");
+  tiertest::TestLoop loop;
+  tier::PgConn pg(loop.get(), options_for(server));
+  pg.start();
+  // Hostile text as an inline literal: quotes, backslashes, a statement separator.
+  const std::string hostile = "it's a \\ back'slash\\'; DROP TABLE pg_script; --";
+  std::string big;
+  for (int i = 100; i < 40100; ++i) {
+    big += std::to_string(i) + "\t" + std::string(60, 'b') + "\n";
+  }
+  auto r = run_job(loop, [&](tier::PgCallback cb) {
+    pg.transaction({{"COPY pg_script FROM STDIN", {}, std::string("1\ta\n2\tb\n")},
+                    {"SELECT count(*) FROM pg_script", {}, std::nullopt},
+                    {"COPY pg_script FROM STDIN", {}, big},
+                    {"INSERT INTO pg_script VALUES (3, " + tier::pg_quote_literal(hostile) + ")",
+                     {},
+                     std::nullopt},
+                    {"SELECT current_query()", {}, std::nullopt}},
+                   std::move(cb));
+  });
+  REQUIRE(r.ok());
+  REQUIRE(r->size() == 5);
+  CHECK(r->at(0).affected == 2);
+  CHECK(r->at(1).rows.at(0).at(0) == "2");  // each statement keeps its own result
+  CHECK(r->at(2).affected == 40000);
+  CHECK(r->at(3).command == "INSERT 0 1");
+  // The server got the whole transaction as one query: one round trip.
+  const std::string text = r->at(4).rows.at(0).at(0).value_or("");
+  CHECK(text.starts_with("BEGIN;"));
+  CHECK_THAT(text, Catch::Contains("COPY pg_script FROM STDIN;\nSELECT count(*)"));
+  CHECK(text.ends_with("COMMIT"));
+  CHECK(server.query("SELECT count(*) FROM pg_script").at(0) == "40003");
+  CHECK(server.query("SELECT v FROM pg_script WHERE id = 3").at(0) == hostile);
+
+  // An error in the middle (bad COPY data of the second COPY) undoes everything before it,
+  // and the connection is clean for the next job.
+  auto bad = run_job(loop, [&](tier::PgCallback cb) {
+    pg.transaction({{"COPY pg_script FROM STDIN", {}, std::string("50000\tz\n")},
+                    {"COPY pg_script FROM STDIN", {}, std::string("x\ty\n")},
+                    {"INSERT INTO pg_script VALUES (50001, 'never')", {}, std::nullopt}},
+                   std::move(cb));
+  });
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().code == "22P02");
+  CHECK(server.query("SELECT count(*) FROM pg_script").at(0) == "40003");
+  auto next = query(loop, pg, "SELECT count(*) FROM pg_script");
+  REQUIRE(next.ok());
+  CHECK(next->rows[0][0] == "40003");
+  CHECK_THROWS_AS(tier::pg_quote_literal(std::string("a\0b", 3)), tier::InvalidArgument);
+}
+
 TEST_CASE("PgConn: a password in the conninfo is refused; bad conninfo too", "[pg]") {
   tiertest::TestLoop loop;
   tier::PgOptions o;

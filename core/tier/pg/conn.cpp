@@ -47,6 +47,22 @@ std::string pg_quote_ident(std::string_view name) {
   return out;
 }
 
+std::string pg_quote_literal(std::string_view value) {
+  if (value.find('\0') != std::string_view::npos) {
+    throw InvalidArgument("a SQL literal cannot hold a NUL byte");
+  }
+  std::string out = "E'";
+  out.reserve(value.size() + 4);
+  for (char c : value) {
+    if (c == '\'' || c == '\\') {
+      out += c;
+    }
+    out += c;
+  }
+  out += '\'';
+  return out;
+}
+
 void pg_copy_escape(std::string& out, const std::optional<std::string>& value) {
   if (!value) {
     out += "\\N";
@@ -90,9 +106,16 @@ constexpr ms kTick{20};
 // COPY data goes to libpq in slices of this size, so a full send buffer is met early.
 constexpr std::size_t kCopyChunk = 64 * 1024;
 
+// How a job's statements travel.
+enum class JobMode {
+  sequential,  // one round trip per statement
+  pipelined,   // libpq pipeline mode: all at once, extended protocol (no COPY)
+  script,      // one simple query holding every statement (COPY allowed, no parameters)
+};
+
 struct Job {
   std::vector<PgStatement> statements;
-  bool pipelined = false;
+  JobMode mode = JobMode::sequential;
   Clock::time_point deadline;
   PgCallback done;
   std::vector<PgResult> results;
@@ -101,6 +124,7 @@ struct Job {
   std::size_t ended = 0;  // statements whose results are complete
   bool sync_seen = false;
   bool copying = false;
+  std::size_t copy_stmt = 0;  // the statement whose COPY data is being sent
   std::size_t copy_offset = 0;
 };
 
@@ -226,7 +250,7 @@ class PgLink : public std::enable_shared_from_this<PgLink> {
     close();
   }
 
-  void submit(std::vector<PgStatement> statements, bool pipelined, ms timeout, PgCallback done) {
+  void submit(std::vector<PgStatement> statements, JobMode mode, ms timeout, PgCallback done) {
     if (rc_.state() == LinkState::closed) {
       ++counters_.jobs_failed;
       done(Error{ErrorKind::closed, opts_.label + ": connection closed"});
@@ -244,7 +268,7 @@ class PgLink : public std::enable_shared_from_this<PgLink> {
     }
     auto job = std::make_shared<Job>();
     job->statements = std::move(statements);
-    job->pipelined = pipelined;
+    job->mode = mode;
     job->results.resize(job->statements.size());
     job->deadline = Clock::now() + (timeout.count() > 0 ? timeout : opts_.query_timeout);
     job->done = std::move(done);
@@ -455,7 +479,18 @@ class PgLink : public std::enable_shared_from_this<PgLink> {
     current_ = std::move(queue_.front());
     queue_.pop_front();
     auto job = current_;
-    if (job->pipelined) {
+    if (job->mode == JobMode::script) {
+      std::string sql;
+      for (const auto& st : job->statements) {
+        sql += sql.empty() ? "" : ";\n";
+        sql += st.sql;
+      }
+      if (PQsendQuery(conn_, sql.c_str()) != 1) {
+        reset_connection("send failed: " + trim(PQerrorMessage(conn_)));
+        return;
+      }
+      job->sent = job->statements.size();
+    } else if (job->mode == JobMode::pipelined) {
       if (PQenterPipelineMode(conn_) != 1) {
         reset_connection("cannot enter pipeline mode: " + trim(PQerrorMessage(conn_)));
         return;
@@ -524,7 +559,7 @@ class PgLink : public std::enable_shared_from_this<PgLink> {
   bool push_copy() {
     auto& job = *current_;
     static const std::string kEmpty;
-    const auto& data = job.statements[job.sent - 1].copy_data;
+    const auto& data = job.statements[job.copy_stmt].copy_data;
     const std::string& src = data ? *data : kEmpty;
     while (job.copy_offset < src.size()) {
       std::size_t n = std::min(kCopyChunk, src.size() - job.copy_offset);
@@ -555,7 +590,11 @@ class PgLink : public std::enable_shared_from_this<PgLink> {
       auto job = current_;
       PGresult* r = PQgetResult(conn_);
       if (r == nullptr) {
-        if (job->pipelined) {
+        if (job->mode == JobMode::script) {
+          finish_current();  // the end of the whole query string
+          continue;
+        }
+        if (job->mode == JobMode::pipelined) {
           if (job->sync_seen) {
             finish_current();
           } else {
@@ -572,11 +611,16 @@ class PgLink : public std::enable_shared_from_this<PgLink> {
         continue;
       }
       ExecStatusType st = PQresultStatus(r);
-      std::size_t index = job->pipelined ? job->ended : job->sent - 1;
+      std::size_t index = job->mode == JobMode::sequential ? job->sent - 1 : job->ended;
+      // In a script each statement ends with one result (COPY: after its COPY_IN).
+      if (job->mode == JobMode::script && st != PGRES_COPY_IN && job->ended + 1 < job->sent) {
+        ++job->ended;
+      }
       switch (st) {
         case PGRES_COPY_IN:
           PQclear(r);
           job->copying = true;
+          job->copy_stmt = index;
           job->copy_offset = 0;
           if (!push_copy()) {
             return;
@@ -613,7 +657,7 @@ class PgLink : public std::enable_shared_from_this<PgLink> {
   void finish_current() {
     auto job = std::move(current_);
     current_.reset();
-    if (job->pipelined) {
+    if (job->mode == JobMode::pipelined) {
       PQexitPipelineMode(conn_);
     }
     // A job that failed inside a transaction leaves it aborted: roll back before the
@@ -702,14 +746,14 @@ void PgConn::close() {
 
 void PgConn::run(std::vector<PgStatement> statements, PgCallback done,
                  std::chrono::milliseconds timeout) {
-  link_->submit(std::move(statements), false, timeout, std::move(done));
+  link_->submit(std::move(statements), detail::JobMode::sequential, timeout, std::move(done));
 }
 
 void PgConn::query(std::string sql, std::vector<std::optional<std::string>> params,
                    std::function<void(Result<PgResult>)> done, std::chrono::milliseconds timeout) {
   std::vector<PgStatement> st;
   st.push_back(PgStatement{std::move(sql), std::move(params), std::nullopt});
-  link_->submit(std::move(st), false, timeout,
+  link_->submit(std::move(st), detail::JobMode::sequential, timeout,
                 [done = std::move(done)](Result<std::vector<PgResult>> r) {
                   if (!r.ok()) {
                     done(r.error());
@@ -723,6 +767,8 @@ void PgConn::transaction(std::vector<PgStatement> statements, PgCallback done,
                          std::chrono::milliseconds timeout) {
   bool has_copy = std::any_of(statements.begin(), statements.end(),
                               [](const PgStatement& s) { return s.copy_data.has_value(); });
+  bool has_params = std::any_of(statements.begin(), statements.end(),
+                                [](const PgStatement& s) { return !s.params.empty(); });
   std::size_t n = statements.size();
   std::vector<PgStatement> all;
   all.reserve(n + 2);
@@ -731,23 +777,27 @@ void PgConn::transaction(std::vector<PgStatement> statements, PgCallback done,
     all.push_back(std::move(s));
   }
   all.push_back(PgStatement{"COMMIT", {}, std::nullopt});
-  // COPY cannot run in pipeline mode: such transactions go one statement per round trip.
-  link_->submit(std::move(all), !has_copy, timeout,
-                [n, done = std::move(done)](Result<std::vector<PgResult>> r) {
-                  if (!r.ok()) {
-                    done(r.error());
-                    return;
-                  }
-                  // COMMIT of an aborted transaction answers ROLLBACK instead of an error.
-                  if (r->back().command == "ROLLBACK") {
-                    done(Error{ErrorKind::reply, "postgres: transaction rolled back", "40000"});
-                    return;
-                  }
-                  std::vector<PgResult> out(
-                      std::make_move_iterator(r->begin() + 1),
-                      std::make_move_iterator(r->begin() + 1 + static_cast<long>(n)));
-                  done(std::move(out));
-                });
+  // COPY cannot run in pipeline mode; parameters cannot go in a simple query. Without
+  // COPY: a pipeline; with COPY and no parameters: one query string (the server reads
+  // the COPY data in the middle of it); otherwise one round trip per statement.
+  auto mode = !has_copy    ? detail::JobMode::pipelined
+              : has_params ? detail::JobMode::sequential
+                           : detail::JobMode::script;
+  link_->submit(
+      std::move(all), mode, timeout, [n, done = std::move(done)](Result<std::vector<PgResult>> r) {
+        if (!r.ok()) {
+          done(r.error());
+          return;
+        }
+        // COMMIT of an aborted transaction answers ROLLBACK instead of an error.
+        if (r->back().command == "ROLLBACK") {
+          done(Error{ErrorKind::reply, "postgres: transaction rolled back", "40000"});
+          return;
+        }
+        std::vector<PgResult> out(std::make_move_iterator(r->begin() + 1),
+                                  std::make_move_iterator(r->begin() + 1 + static_cast<long>(n)));
+        done(std::move(out));
+      });
 }
 
 LinkState PgConn::state() const {

@@ -83,6 +83,9 @@ bool pg_data_error(const Error& e);
 /// `name` as a quoted SQL identifier ("a""b"); throws InvalidArgument if it is empty,
 /// too long for PostgreSQL (63 bytes) or contains a NUL byte.
 std::string pg_quote_ident(std::string_view name);
+/// `value` as a SQL string literal (E'...', backslashes and quotes escaped): the same
+/// string whatever standard_conforming_strings says. Throws InvalidArgument on a NUL byte.
+std::string pg_quote_literal(std::string_view value);
 /// One value escaped for COPY text format (backslash, tab, newline, CR); nullopt is \N.
 void pg_copy_escape(std::string& out, const std::optional<std::string>& value);
 
@@ -112,9 +115,11 @@ class PgConn {
   void query(std::string sql, std::vector<std::optional<std::string>> params,
              std::function<void(Result<PgResult>)> done,
              std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
-  /// BEGIN; statements; COMMIT as one job. Without COPY it is sent in one round trip
-  /// (libpq pipeline mode). Any error rolls the whole transaction back. `done` gets the
-  /// results of the statements (not of BEGIN/COMMIT).
+  /// BEGIN; statements; COMMIT as one job, in one round trip when it can be: without COPY
+  /// in libpq pipeline mode; with COPY and no parameters as one query string (each
+  /// statement then holds exactly one SQL command; inline values with pg_quote_literal);
+  /// COPY with parameters goes one statement per round trip. Any error rolls the whole
+  /// transaction back. `done` gets the results of the statements (not of BEGIN/COMMIT).
   void transaction(std::vector<PgStatement> statements, PgCallback done,
                    std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
 

@@ -13,6 +13,7 @@
 #include "tier/uv/handle.hpp"
 #include "tier/uv/link.hpp"
 #include "tier/uv/reply_pool.hpp"
+#include "tier/uv/reply_tree.hpp"
 #include "tier/uv/resolve.hpp"
 
 namespace tier {
@@ -200,7 +201,8 @@ class AsyncLink : public std::enable_shared_from_this<AsyncLink> {
   /// Periodic check while connected; return false to drop the connection.
   virtual bool healthy(Clock::time_point /*now*/) { return true; }
   /// A new context, before it reads anything (its reply functions may still change).
-  virtual void prepare(redisAsyncContext* /*ac*/) {}
+  /// Command connections parse replies straight into tier::Reply.
+  virtual void prepare(redisAsyncContext* ac) { ac->c.reader->fn = reply_tree_functions(); }
 
   /// Marks the link ready and sends what waited for it.
   void become_ready() {
@@ -349,16 +351,20 @@ class AsyncLink : public std::enable_shared_from_this<AsyncLink> {
       op->finish(Error{ErrorKind::io, label + ": connection lost before the reply"});
       return;
     }
-    auto* r = static_cast<redisReply*>(reply);
+    // The reader's functions tell what the reply is: a tier::Reply already (command
+    // connections), or hiredis's own redisReply (the subscriber's hello).
+    const bool tree = ac->c.reader->fn == reply_tree_functions();
+    Reply copied;
+    Reply& r = tree ? reply_tree_value(reply)
+                    : (copied = Reply::from_hiredis(static_cast<redisReply*>(reply)));
     const Command& cmd = op->commands[index];
-    if (cmd.script != nullptr && r->type == REDIS_REPLY_ERROR &&
-        std::string_view(r->str, r->len).starts_with("NOSCRIPT") && self != nullptr &&
+    if (cmd.script != nullptr && r.is_error() && r.str.starts_with("NOSCRIPT") && self != nullptr &&
         self->ac_ == ac) {
       // The script cache was flushed: EVAL runs the script and caches it again.
       self->send_command(op, index, /*force_eval=*/true);
       return;
     }
-    op->replies[index] = Reply::from_hiredis(r);
+    op->replies[index] = std::move(r);
     if (--op->remaining == 0) {
       auto keep = self != nullptr ? self->shared_from_this() : nullptr;
       op->finish(std::move(op->replies));

@@ -213,19 +213,26 @@ TEST_CASE("write_statements: staging, COPY, guarded upsert, tombstones and key l
   }
   INFO(Catch::Detail::stringify(sql));
   REQUIRE(st.size() == 9);
-  // Two shapes (upsert with its columns, delete with the keys): a staging table and a COPY
-  // each, then the key locks, then the DML.
-  CHECK(st[0].sql.starts_with("CREATE TEMP TABLE wb_stage_0 ON COMMIT DROP"));
-  CHECK(st[1].sql.starts_with("COPY wb_stage_0 ("));
-  REQUIRE(st[1].copy_data);
-  CHECK(st[1].copy_data->find("tab\\there") != std::string::npos);  // COPY-escaped
-  CHECK(st[4].sql.find("pg_advisory_xact_lock") != std::string::npos);
+  // The table lock first (exclusive: the batch deletes), then two shapes (upsert with its
+  // columns, delete with the keys): a staging table and a COPY each, then the DML.
+  CHECK(st[0].sql == R"(SELECT pg_advisory_xact_lock(hashtext(E'"app"."results"'), -1))");
+  CHECK(st[1].sql.starts_with("CREATE TEMP TABLE wb_stage_0 ON COMMIT DROP"));
+  CHECK(st[2].sql.starts_with("COPY wb_stage_0 ("));
+  REQUIRE(st[2].copy_data);
+  CHECK(st[2].copy_data->find("tab\\there") != std::string::npos);  // COPY-escaped
   CHECK(st[5].sql.find("ON CONFLICT (\"project_id\", \"code_hash\") DO UPDATE") !=
         std::string::npos);
-  CHECK(st[5].sql.find("WHERE NOT EXISTS (SELECT 1 FROM tierd_tombstones") != std::string::npos);
+  // The anti-join against the tombstones runs only when the table has tombstones.
+  CHECK(st[5].sql.find("WHERE NOT EXISTS (SELECT 1 FROM tierd_tombstones WHERE table_name = "
+                       "E'\"app\".\"results\"') UNION ALL SELECT") != std::string::npos);
+  CHECK(st[5].sql.find("AND NOT EXISTS (SELECT 1 FROM tierd_tombstones AS d") != std::string::npos);
   CHECK(st[5].sql.find("t.\"version\" < EXCLUDED.\"version\"") != std::string::npos);
   CHECK(st[6].sql.starts_with("DELETE FROM tierd_tombstones"));
   CHECK(st[7].sql.starts_with("INSERT INTO tierd_tombstones"));
+  // No parameters: the transaction goes as one query string.
+  for (const auto& s : st) {
+    CHECK(s.params.empty());
+  }
   CHECK(st[8].sql.starts_with("DELETE FROM \"app\".\"results\" AS t USING wb_stage_1"));
 
   // Without a version column: no locks, no tombstones, last write wins.
@@ -242,6 +249,12 @@ TEST_CASE("write_statements: staging, COPY, guarded upsert, tombstones and key l
     CHECK(s.sql.find("tierd_tombstones") == std::string::npos);
     CHECK(s.sql.find("advisory") == std::string::npos);
   }
+
+  // Upserts only: the table lock is shared, so such batches of two workers run together.
+  auto uc = tierd::wb::coalesce(layout, {entries[0]}, {}, 10, scratch);
+  auto us = tierd::wb::write_statements(t, layout, uc.changes, {0});
+  REQUIRE(us.size() == 5);
+  CHECK(us[0].sql.starts_with("SELECT pg_advisory_xact_lock_shared(hashtext("));
 }
 
 TEST_CASE("check_table and check_schema name the key that is wrong", "[writebehind][unit]") {
