@@ -14,24 +14,28 @@ import tempfile
 # (by their include path prefix) and which outside headers it may include.
 CORE = ("tier/",)
 LAYERS = {
-    "core/tier/sync/": {"project": ("tier/", "tier/sync/"), "forbid_project": ("tier/uv/", "tier/pg/"),
+    # hiredis's reader building tier::Reply: below both transports.
+    "core/tier/resp/": {"project": ("tier/", "tier/resp/"),
+                        "forbid_project": ("tier/sync/", "tier/uv/", "tier/pg/"),
                         "forbid_system": ("uv.h", "libpq-fe.h", "spdlog/", "curl/", "yaml-cpp/")},
-    "core/tier/uv/": {"project": ("tier/", "tier/uv/"), "forbid_project": ("tier/sync/", "tier/pg/"),
+    "core/tier/sync/": {"project": ("tier/", "tier/sync/", "tier/resp/"), "forbid_project": ("tier/uv/", "tier/pg/"),
+                        "forbid_system": ("uv.h", "libpq-fe.h", "spdlog/", "curl/", "yaml-cpp/")},
+    "core/tier/uv/": {"project": ("tier/", "tier/uv/", "tier/resp/"), "forbid_project": ("tier/sync/", "tier/pg/"),
                       "forbid_system": ("libpq-fe.h", "spdlog/", "yaml-cpp/")},
     "core/tier/pg/": {"project": ("tier/", "tier/uv/", "tier/pg/"), "forbid_project": ("tier/sync/",),
                       "forbid_system": ("hiredis/", "spdlog/", "yaml-cpp/", "curl/")},
-    "core/tier/": {"project": ("tier/",), "forbid_project": ("tier/sync/", "tier/uv/", "tier/pg/"),
+    "core/tier/": {"project": ("tier/",), "forbid_project": ("tier/sync/", "tier/uv/", "tier/pg/", "tier/resp/"),
                    "forbid_system": ("uv.h", "hiredis/", "libpq-fe.h", "spdlog/", "fmt/", "curl/", "yaml-cpp/")},
     # config may use libpq's conninfo parser alone (tier::pg_conninfo: no I/O, no loop), so
     # that a bad conninfo is refused with its YAML path before anything connects.
-    "config/": {"project": ("tier/", "config/"), "forbid_project": ("tier/sync/", "tier/uv/", "tier/pg/"),
+    "config/": {"project": ("tier/", "config/"), "forbid_project": ("tier/sync/", "tier/uv/", "tier/pg/", "tier/resp/"),
                 "allow": ("tier/pg/conninfo.hpp",),
                 "forbid_system": ("uv.h", "hiredis/", "libpq-fe.h", "curl/")},
-    "handlers/": {"project": ("tier/", "config/", "handlers/"), "forbid_project": ("tier/sync/",),
+    "handlers/": {"project": ("tier/", "config/", "handlers/"), "forbid_project": ("tier/sync/", "tier/resp/"),
                   "forbid_system": ("uv.h", "hiredis/", "libpq-fe.h", "curl/")},
     "daemon/": {"project": ("tier/", "config/", "handlers/", "daemon/"), "forbid_project": (),
                 "forbid_system": ()},
-    "cli/": {"project": ("tier/", "tier/sync/", "cli/"), "forbid_project": ("tier/uv/", "tier/pg/"),
+    "cli/": {"project": ("tier/", "tier/sync/", "cli/"), "forbid_project": ("tier/uv/", "tier/pg/", "tier/resp/"),
              "forbid_system": ("uv.h", "libpq-fe.h", "spdlog/", "yaml-cpp/", "curl/")},
 }
 PROJECT_ROOTS = ("tier/", "config/", "handlers/", "daemon/", "cli/")

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "tier/reply.hpp"
-#include "tier/uv/reply_tree.hpp"
+#include "tier/resp/reply_tree.hpp"
 
 namespace {
 

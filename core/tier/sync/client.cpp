@@ -8,6 +8,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "tier/resp/reply_tree.hpp"
 #include "tier/sigpipe.hpp"
 
 namespace tier {
@@ -80,6 +81,8 @@ class Connection {
           (ctx_->err == REDIS_ERR_IO && errno == EINPROGRESS) ? ErrorKind::timeout : ErrorKind::io;
       return Error{k, "connect " + ep.redacted() + ": " + ctx_->errstr};
     }
+    // Replies are parsed straight into tier::Reply (not hiredis's tree, then a copy).
+    ctx_->reader->fn = detail::reply_tree_functions();
     if (limited) {
       redisSetTimeout(ctx_, tv);
     }
@@ -152,8 +155,8 @@ class Connection {
       if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) {
         return io_error("read");
       }
-      out.push_back(Reply::from_hiredis(static_cast<redisReply*>(raw)));
-      freeReplyObject(raw);
+      out.push_back(std::move(detail::reply_tree_value(raw)));
+      ctx_->reader->fn->freeObject(raw);
     }
     used_ = true;
     return out;
@@ -167,8 +170,8 @@ class Connection {
         return io_error("read");
       }
       if (raw != nullptr) {
-        Reply r = Reply::from_hiredis(static_cast<redisReply*>(raw));
-        freeReplyObject(raw);
+        Reply r = std::move(detail::reply_tree_value(raw));
+        ctx_->reader->fn->freeObject(raw);
         return std::optional<Reply>{std::move(r)};
       }
       pollfd pfd{ctx_->fd, POLLIN, 0};

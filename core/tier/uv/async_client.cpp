@@ -13,7 +13,7 @@
 #include "tier/uv/handle.hpp"
 #include "tier/uv/link.hpp"
 #include "tier/uv/reply_pool.hpp"
-#include "tier/uv/reply_tree.hpp"
+#include "tier/resp/reply_tree.hpp"
 #include "tier/uv/resolve.hpp"
 
 namespace tier {

@@ -1,4 +1,4 @@
-#include "tier/uv/reply_tree.hpp"
+#include "tier/resp/reply_tree.hpp"
 
 #include <hiredis/hiredis.h>
 #include <hiredis/read.h>
