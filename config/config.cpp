@@ -179,7 +179,7 @@ Config parse_config(std::string_view yaml_text, const std::string& source, const
   }
   yaml::Map top(root, "",
                 {"redis", "postgres", "http", "log_level", "log_format", "namespace", "subscribe",
-                 "max_message_bytes", "shutdown_timeout_ms", "handlers"});
+                 "max_message_bytes", "validate", "shutdown_timeout_ms", "handlers"});
 
   int redis_url_line = 0;
   if (top.has("redis")) {
@@ -246,6 +246,17 @@ Config parse_config(std::string_view yaml_text, const std::string& source, const
   }
   c.max_message_bytes =
       static_cast<std::size_t>(top.integer("max_message_bytes", 1 << 20, 64, 512LL << 20));
+  if (top.has("validate")) {
+    const std::string v = top.required_string("validate");
+    if (v == "all") {
+      c.validate = Config::Validate::all;
+    } else if (v == "when_parsed") {
+      c.validate = Config::Validate::when_parsed;
+    } else {
+      yaml::fail(top.get("validate"), "validate",
+                 "unknown mode '" + tier::excerpt(v, 40) + "' (all, when_parsed)");
+    }
+  }
   c.shutdown_timeout =
       std::chrono::milliseconds(top.integer("shutdown_timeout_ms", 10000, 1, 3600 * 1000));
 

@@ -58,7 +58,11 @@ struct Config {
   /// Prepended to every key tierd touches (DESIGN §4); empty = none.
   std::string key_prefix;
   std::vector<std::string> subscribe{"events:*", "system:*", "notifications:*"};
-  std::size_t max_message_bytes = 1 << 20;            ///< larger messages are rejected (counted)
+  std::size_t max_message_bytes = 1 << 20;  ///< larger messages are rejected (counted)
+  /// Which messages are validated in full before routing: every one (`all`), or only those
+  /// routed to a handler that parses the body or de-duplicates by id (`when_parsed`).
+  enum class Validate { all, when_parsed };
+  Validate validate = Validate::all;
   std::chrono::milliseconds shutdown_timeout{10000};  ///< drain deadline on SIGTERM/SIGHUP
   std::vector<HandlerConfig> handlers;
   std::string source;  ///< file name, or "<built-in>"

@@ -354,10 +354,12 @@ struct Dispatcher::Slot : std::enable_shared_from_this<Slot> {
   }
 };
 
-/// The slots one channel is routed to, and whether any of them needs the parsed body.
+/// The slots one channel is routed to, and whether any of them needs the parsed body or
+/// the envelope id (de-duplication).
 struct Route {
   std::vector<Dispatcher::Slot*> slots;
   bool needs_body = false;
+  bool needs_id = false;
 };
 
 /// Most deployments see a handful of channels; past this many the cache starts over, so a
@@ -398,6 +400,7 @@ struct Dispatcher::Generation {
       if (match) {
         r.slots.push_back(slot.get());
         r.needs_body = r.needs_body || slot->needs_body || !slot->required.empty();
+        r.needs_id = r.needs_id || slot->cfg.dedup_ttl.count() > 0;
       }
     }
     last_route = &routes.emplace(std::string(channel), std::move(r)).first->second;
@@ -562,17 +565,27 @@ void Dispatcher::on_message(std::string_view pattern, std::string_view channel,
     reject("too_large", std::to_string(payload.size()) + " bytes");
     return;
   }
-  // Every message is validated in full, whether or not a handler will read its body.
-  const tier::json::Checked checked = tier::json::check(payload, kMaxJsonDepth, "id");
-  if (!checked.ok()) {
-    reject(tier::json::reason(checked.problem), "");
+  // validate: all: every message is validated in full, whether or not a handler will read
+  // its body. when_parsed: only messages routed to a handler that reads the body or the id.
+  const bool strict = config_.validate == Config::Validate::all;
+  const Route* routed_to = strict ? nullptr : &current_->route(channel);
+  if (routed_to != nullptr && routed_to->slots.empty()) {
+    counters.unrouted->inc();
     return;
   }
-  if (checked.member.present && !checked.member.is_string) {
-    reject("wrong_type", "envelope id is not a string");
-    return;
+  tier::json::Checked checked;
+  if (routed_to == nullptr || routed_to->needs_body || routed_to->needs_id) {
+    checked = tier::json::check(payload, kMaxJsonDepth, "id");
+    if (!checked.ok()) {
+      reject(tier::json::reason(checked.problem), "");
+      return;
+    }
+    if (checked.member.present && !checked.member.is_string) {
+      reject("wrong_type", "envelope id is not a string");
+      return;
+    }
   }
-  const Route& route = current_->route(channel);
+  const Route& route = routed_to != nullptr ? *routed_to : current_->route(channel);
   if (route.slots.empty()) {
     counters.unrouted->inc();
     return;

@@ -47,7 +47,8 @@ struct Event {
   std::string channel;  ///< e.g. "events:version_promoted"
   std::string pattern;  ///< the subscription pattern it matched, e.g. "events:*"
   /// The parsed message, a JSON object. Parsed only when a handler it is routed to
-  /// needs_body(); otherwise null (the message was still fully validated).
+  /// needs_body(); otherwise null (the message was still fully validated, unless the
+  /// config says `validate: when_parsed`).
   nlohmann::json body;
   std::size_t raw_bytes = 0;
   std::chrono::system_clock::time_point received;  ///< when the loop turn that read it began

@@ -342,6 +342,23 @@ TEST_CASE("log_format: text or json, from the file or TIERD_LOG_FORMAT; anything
              Catch::Contains("TIERD_LOG_FORMAT (environment)"));
 }
 
+TEST_CASE("validate: all (the default) or when_parsed; anything else is refused by path") {
+  const std::string base = "redis:\n  url: redis://10.0.0.1:6379/0\n";
+  CHECK(parse(base, env_of({})).validate == tierd::Config::Validate::all);
+  CHECK(parse(base + "validate: when_parsed\n", env_of({})).validate ==
+        tierd::Config::Validate::when_parsed);
+  CHECK(parse(base + "validate: all\n", env_of({})).validate == tierd::Config::Validate::all);
+  for (const char* bad : {"validate: sometimes\n", "validate: [all]\n", "validate: ''\n"}) {
+    INFO(bad);
+    try {
+      parse(base + bad, env_of({}));
+      FAIL("accepted");
+    } catch (const ConfigError& e) {
+      CHECK_THAT(std::string(e.what()), Catch::Contains("validate"));
+    }
+  }
+}
+
 TEST_CASE("tierd --check-config: exit 0 for a valid file, 78 with path and line otherwise") {
   tiertest::TempDir dir("checkcfg");
   auto write = [&](const std::string& name, const std::string& text) {

@@ -146,6 +146,41 @@ TEST_CASE("a lazy route still validates every message and counts rejections by r
   CHECK(rig.metric("tierd_messages_dispatched_total", {{"channel_pattern", "events:*"}}) == 0);
 }
 
+TEST_CASE("validate: when_parsed checks only what a handler parses; rejections still count") {
+  Rig rig;
+  rig.config.validate = tierd::Config::Validate::when_parsed;
+  Seen lazy;
+  Seen eager;
+  rig.handlers.push_back(recorder("lazy", {"events:a"}, lazy, false));
+  rig.handlers.push_back(recorder("eager", {"events:b"}, eager, true));
+  rig.dispatcher->install(rig.config, rig.handlers);
+  const std::string bad = "{\"a\":1,}";
+  rig.dispatcher->on_message("events:*", "events:a", bad);  // unchecked: delivered as is
+  rig.dispatcher->on_message("events:*", "events:a", R"({"id":"i1"})");
+  rig.dispatcher->on_message("events:*", "events:b", bad);  // parsed: checked, rejected
+  rig.dispatcher->on_message("events:*", "events:b", "[1]");
+  rig.dispatcher->on_message("events:*", "events:b", R"({"id":"i2","n":1})");
+  rig.dispatcher->on_message("events:*", "events:z", bad);  // no handler: unrouted
+  rig.dispatcher->on_message("events:*", "events:a", std::string(5000, ' '));  // too large
+
+  CHECK(lazy.channels == std::vector<std::string>{"events:a", "events:a"});
+  CHECK(lazy.ids == std::vector<std::string>{"<none>", "<none>"});  // no id without a check
+  CHECK(lazy.body_parsed == std::vector<bool>{false, false});
+  REQUIRE(eager.channels == std::vector<std::string>{"events:b"});
+  CHECK(eager.ids == std::vector<std::string>{"i2"});
+  const tier::metrics::Labels p{{"channel_pattern", "events:*"}};
+  auto rejected = [&](const char* reason) {
+    return rig.metric("tierd_messages_rejected_total",
+                      {{"channel_pattern", "events:*"}, {"reason", reason}});
+  };
+  CHECK(rejected("not_json") == 1);
+  CHECK(rejected("not_object") == 1);
+  CHECK(rejected("too_large") == 1);
+  CHECK(rig.metric("tierd_messages_received_total", p) == 7);
+  CHECK(rig.metric("tierd_messages_dispatched_total", p) == 3);
+  CHECK(rig.metric("tierd_messages_unrouted_total", p) == 1);
+}
+
 TEST_CASE("routes are cached per channel and rebuilt by a reload") {
   Rig rig;
   Seen first;

@@ -9,11 +9,11 @@
 #include <deque>
 #include <random>
 
+#include "tier/resp/reply_tree.hpp"
 #include "tier/sigpipe.hpp"
 #include "tier/uv/handle.hpp"
 #include "tier/uv/link.hpp"
 #include "tier/uv/reply_pool.hpp"
-#include "tier/resp/reply_tree.hpp"
 #include "tier/uv/resolve.hpp"
 
 namespace tier {
