@@ -23,7 +23,8 @@
 #
 # Builds nothing: build first with
 #   ninja -C build daemon_publisher daemon_bare_subscriber tierd
-# Usage: bench/daemon_run.sh [BUILD_DIR]   Environment: N (default 300000), MODES ("live drain")
+# Usage: bench/daemon_run.sh [BUILD_DIR]   Environment: N (default 300000), MODES ("live drain"),
+#   PROFILE=PREFIX (perf record of each tierd during its drain, into PREFIX.NAME.data)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -199,7 +200,13 @@ run_tierd() {  # mode [name config]
     publine=$("$pub" 127.0.0.1 "$port" "$N")
     t0=$(now)
     kill -CONT "$child"
+    local perf=""
+    if [ -n "${PROFILE:-}" ]; then  # PROFILE=PREFIX: perf record of each tierd's drain
+      perf record -F 999 -g -o "$PROFILE.$name.data" -p "$child" 2>/dev/null &
+      perf=$!
+    fi
     res=$($PY "$dir/poll.py" 127.0.0.1 "$hp" "$N" 2 0)  # a fresh tierd: it starts at 0
+    [ -n "$perf" ] && { kill -INT "$perf"; wait "$perf" || true; }
   else
     $PY "$dir/poll.py" 127.0.0.1 "$hp" "$N" 2 >"$dir/poll.out" &
     local poller=$!
