@@ -20,6 +20,7 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/host_context.hpp"
+#include "handlers/write_behind/plan.hpp"
 #include "handlers/write_behind/worker.hpp"
 #include "tier/pg/conn.hpp"
 #include "tier/sync/client.hpp"
@@ -209,6 +210,77 @@ int run_worker(const std::string& url, const std::string& conninfo, long target,
   return 0;
 }
 
+// The worker's own transactions (plan.cpp's statements through PgConn on a loop), built
+// before the clock starts, one after the other: the worker's SQL without Redis or decoding.
+int cmd_sqlonly(const std::string& conninfo, long n, std::size_t batch) {
+  auto cfg = table_config(batch);
+  const auto sql = tierd::wb::sql_table(cfg);
+  auto layout = tierd::wb::row_layout(cfg);
+  layout.is_json[static_cast<std::size_t>(layout.colidx.at("result"))] = true;
+  std::vector<std::vector<tier::PgStatement>> txns;
+  tierd::wb::RowScratch scratch;
+  for (long start = 0; start < n; start += static_cast<long>(batch)) {
+    std::vector<tierd::wb::Entry> entries;
+    for (long i = start; i < std::min(n, start + static_cast<long>(batch)); ++i) {
+      entries.push_back({std::to_string(i) + "-0",
+                         {{"op", "upsert"}, {"version", "1"}, {"row", make_row(i).dump()}}});
+    }
+    auto c = tierd::wb::coalesce(layout, entries, {}, 0, scratch);
+    std::vector<std::size_t> all(c.changes.size());
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      all[i] = i;
+    }
+    txns.push_back(tierd::wb::write_statements(sql, layout, c.changes, all));
+  }
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  tier::PgOptions po;
+  po.conninfo = conninfo;
+  po.query_timeout = 60s;
+  tier::PgConn pg(&loop, po);
+  pg.start();
+  std::size_t done = 0;
+  bool failed = false;
+  bool ddl = false;
+  pg.transaction(tierd::wb::tombstone_ddl(), [&](tier::Result<std::vector<tier::PgResult>> r) {
+    failed = !r.ok();
+    ddl = true;
+  });
+  while (!ddl) {
+    uv_run(&loop, UV_RUN_ONCE);
+  }
+  auto t0 = Clock::now();
+  std::function<void()> next = [&] {
+    if (done == txns.size()) {
+      return;
+    }
+    pg.transaction(std::move(txns[done]), [&](tier::Result<std::vector<tier::PgResult>> r) {
+      if (!r.ok()) {
+        std::fprintf(stderr, "sqlonly: %s\n", r.error().message.c_str());
+        failed = true;
+        return;
+      }
+      ++done;
+      next();
+    });
+  };
+  next();
+  while (done < txns.size() && !failed) {
+    uv_run(&loop, UV_RUN_ONCE);
+  }
+  double s = seconds_since(t0);
+  pg.close();
+  for (int i = 0; i < 100 && uv_loop_close(&loop) == UV_EBUSY; ++i) {
+    uv_run(&loop, UV_RUN_NOWAIT);
+  }
+  if (failed) {
+    return 1;
+  }
+  std::printf("sqlonly rows=%ld seconds=%.3f rows_per_s=%.0f batch=%zu\n", n, s,
+              static_cast<double>(n) / s, batch);
+  return 0;
+}
+
 // --- PostgreSQL alone (blocking libpq: this is the reference, not code on a loop) ---------
 
 PGconn* connect_pg(const std::string& conninfo) {
@@ -353,6 +425,9 @@ int main(int argc, char** argv) {
     }
     if (a.size() == 5 && a[0] == "worker") {
       return run_worker(a[1], a[2], std::stol(a[3]), std::stoul(a[4]), "worker", nullptr);
+    }
+    if (a.size() == 4 && a[0] == "sqlonly") {
+      return cmd_sqlonly(a[1], std::stol(a[2]), std::stoul(a[3]));
     }
     if (a.size() == 4 && a[0] == "ceiling") {
       return cmd_ceiling(a[1], std::stol(a[2]), std::stol(a[3]));

@@ -101,8 +101,13 @@ reset() {
   psql -q -h 127.0.0.1 -p "$pg_port" -U postgres -c 'TRUNCATE analysis_results'
 }
 
+pgstats_reset
 ceiling=$("${app_cpu[@]}" "$bench" ceiling "$conninfo" "$ROWS" "$BATCH")
 echo "$ceiling" >&2
+pgstats_print " seconds=1"  # the ceiling's three runs together: compare the statements' ms
+reset
+sqlonly=$("${app_cpu[@]}" "$bench" sqlonly "$conninfo" "$ROWS" "$BATCH")
+echo "$sqlonly" >&2
 
 reset
 "$bench" preload "$url" "$ROWS" >&2

@@ -145,9 +145,10 @@ bool Coalescer::step(std::size_t max, RowScratch& scratch) {
     }
     c.winner = i;
     c.entries.push_back(i);
-    auto [it, fresh] = by_key_.emplace(c.key, out_.changes.size());
-    if (fresh) {
+    auto it = by_key_.find(c.key);
+    if (it == by_key_.end()) {
       out_.changes.push_back(std::move(c));
+      by_key_.emplace(out_.changes.back().key, out_.changes.size() - 1);
       continue;
     }
     // The newest version wins; equal versions (or none): the later entry, in stream order.
@@ -165,6 +166,7 @@ bool Coalescer::step(std::size_t max, RowScratch& scratch) {
         }
       }
       c.entries.insert(c.entries.begin(), old.entries.begin(), old.entries.end());
+      c.key = std::move(old.key);  // the map views this string: keep it where it is
       old = std::move(c);
     } else {
       old.entries.push_back(i);
@@ -235,7 +237,8 @@ std::vector<PgStatement> write_statements(const SqlTable& t, const RowLayout& la
     std::size_t bytes = 0;
     for (auto i : idx) {
       for (auto col : colpos) {
-        bytes += changes[i].values[col].value_or("").size() + 2;
+        const auto& v = changes[i].values[col];
+        bytes += (v ? v->size() : 0) + 2;
       }
     }
     std::string data;

@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -86,7 +87,9 @@ class Coalescer {
   std::unordered_map<std::string, long long> deliveries_;
   int max_deliveries_;
   std::size_t next_ = 0;
-  std::unordered_map<std::string, std::size_t> by_key_;
+  // Keys viewed in their change's own `key`: changes never move (reserved for every
+  // entry), and a newer entry taking a change over keeps that change's key string.
+  std::unordered_map<std::string_view, std::size_t> by_key_;
   Coalesced out_;
 };
 

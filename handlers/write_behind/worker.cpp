@@ -133,8 +133,9 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     Clock::time_point next_claim;
     std::unique_ptr<Batch> inflight;
     std::unique_ptr<Batch> next;  // taken from the buffer and prepared while inflight runs
-    std::unordered_set<std::string> unacked;  // committed or dead, ACK not confirmed yet
-    std::vector<std::string> ack_backlog;     // ACKs that failed: sent again with the next
+    // Ids committed (or dead) whose ACK is on its way, one list per ACK in flight.
+    std::vector<std::shared_ptr<const std::vector<std::string>>> unacked;
+    std::vector<std::string> ack_backlog;  // ACKs that failed: sent again with the next
     std::size_t acks_inflight = 0;
     int retry_attempt = 0;
     int start_attempt = 0;
@@ -462,6 +463,9 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
   // What a read brought; `claim_cursor` is set for a claim.
   void on_read(Table* t, Result<std::vector<Entry>> r, std::optional<std::string> claim_cursor) {
     t->reading = false;
+    // A read of new entries (">") cannot return one delivered before: only reads of pending
+    // entries and claims need the filter below.
+    const bool fresh = !claim_cursor && t->mode == Mode::live;
     if (!r.ok()) {
       const Error& e = r.error();
       if (e.code == "NOGROUP") {
@@ -494,8 +498,15 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
         t->pending_cursor = got.back().id;
       }
     }
-    // Entries whose ACK is on its way are already written: never write them again.
-    std::erase_if(got, [&](const Entry& e) { return t->unacked.count(e.id) != 0; });
+    // Entries whose ACK is on its way (or failed, and waits in the backlog) are already
+    // written: never write them again.
+    if (!fresh && !got.empty() && (!t->unacked.empty() || !t->ack_backlog.empty())) {
+      std::unordered_set<std::string_view> written(t->ack_backlog.begin(), t->ack_backlog.end());
+      for (const auto& ids : t->unacked) {
+        written.insert(ids->begin(), ids->end());
+      }
+      std::erase_if(got, [&](const Entry& e) { return written.count(e.id) != 0; });
+    }
     if (!got.empty()) {
       if (t->buffer.empty()) {
         t->buffer_since = Clock::now();
@@ -687,7 +698,7 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
       b.chunks.pop_front();
       for (auto i : chunk) {
         for (auto e : b.changes[i].entries) {
-          b.ack.push_back(b.entries[e].id);
+          b.ack.push_back(std::move(b.entries[e].id));  // committed: not needed again
         }
       }
       t->stats.rows_flushed += chunk.size();
@@ -828,36 +839,36 @@ struct WriteBehindWorker::Impl : std::enable_shared_from_this<WriteBehindWorker:
     check_stopped();
   }
 
-  void send_ack(Table* t, std::vector<std::string> ids) {
-    for (const auto& id : ids) {
-      t->unacked.insert(id);
-    }
-    std::vector<std::string> argv{opts.group};
-    argv.insert(argv.end(), ids.begin(), ids.end());
+  void send_ack(Table* t, std::vector<std::string> list) {
+    auto ids = std::make_shared<const std::vector<std::string>>(std::move(list));
+    t->unacked.push_back(ids);
+    Command ack;
+    ack.script = &script("write_behind_ack");
+    ack.args.reserve(3 + ids->size());
+    ack.args.insert(ack.args.end(), {"1", t->stream, opts.group});
+    ack.args.insert(ack.args.end(), ids->begin(), ids->end());
     ++t->acks_inflight;
     auto w = weak_from_this();
-    commands.run(single<Unit>(Command::eval(script("write_behind_ack"), {t->stream}, argv),
+    commands.run(single<Unit>(std::move(ack),
                               [](Reply&& r) -> Result<Unit> {
                                 if (r.is_error()) {
                                   return reply_error(r, "write-behind ack");
                                 }
                                 return Unit{};
                               }),
-                 [w, t, ids = std::move(ids)](Result<Unit> r) {
+                 [w, t, ids](Result<Unit> r) {
                    auto self = w.lock();
                    if (!self || self->closed) {
                      return;
                    }
                    --t->acks_inflight;
+                   std::erase(t->unacked, ids);
                    if (r.ok()) {
-                     t->stats.entries_acked += ids.size();
-                     for (const auto& id : ids) {
-                       t->unacked.erase(id);
-                     }
+                     t->stats.entries_acked += ids->size();
                    } else {
                      // Written but not acknowledged: acknowledge with the next batch (or
                      // after a pause) rather than writing the rows again.
-                     t->ack_backlog.insert(t->ack_backlog.end(), ids.begin(), ids.end());
+                     t->ack_backlog.insert(t->ack_backlog.end(), ids->begin(), ids->end());
                      self->after(t, t->delay_timer, self->backoff(t, 0), [](Impl* s, Table* tb) {
                        if (!tb->inflight && !tb->ack_backlog.empty()) {
                          auto backlog = std::move(tb->ack_backlog);
