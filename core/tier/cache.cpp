@@ -3,6 +3,7 @@
 #include <random>
 
 #include "tier/json_check.hpp"
+#include "tier/json_dump.hpp"
 #include "tier/keys.hpp"
 
 namespace tier {
@@ -146,7 +147,7 @@ std::chrono::seconds Cache::effective_ttl(Tier t, std::optional<std::chrono::sec
 Result<std::string> Cache::encode(const Json& value, std::string_view key) const {
   std::string text;
   try {
-    text = value.dump();
+    json::dump(value, text);
   } catch (const Json::exception& e) {
     return Error{ErrorKind::invalid, "value for key '" + excerpt(key) + "': " + e.what()};
   }

@@ -1,5 +1,6 @@
 #include "tier/pubsub.hpp"
 
+#include "tier/json_dump.hpp"
 #include "tier/keys.hpp"
 
 namespace tier {
@@ -15,7 +16,7 @@ Op<long long> publish(std::string_view channel, const Json& message, std::size_t
   }
   std::string text;
   try {
-    text = message.dump();
+    json::dump(message, text);
   } catch (const Json::exception& e) {
     return Op<long long>::fail(Error{
         ErrorKind::invalid, "message for channel '" + std::string(channel) + "': " + e.what()});

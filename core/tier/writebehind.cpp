@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "tier/json_dump.hpp"
 #include "tier/keys.hpp"
 
 namespace tier {
@@ -70,7 +71,7 @@ Result<std::string> WriteBehind::encode_row(std::string_view table, const Json& 
   }
   std::string text;
   try {
-    text = row.dump();
+    json::dump(row, text);
   } catch (const Json::exception& e) {
     return Error{ErrorKind::invalid,
                  "write-behind row for table '" + std::string(table) + "': " + e.what()};
