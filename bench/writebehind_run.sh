@@ -95,6 +95,9 @@ pgstats_print() {
            '% of the worker run'
     FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%'" >&2
 }
+redis_cpu() {  # seconds of CPU redis-server has used
+  redis-cli -p "$redis_port" INFO cpu | awk -F: '/^used_cpu_(sys|user):/ { s += $2 } END { print s }'
+}
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
 reset() {
   redis-cli -p "$redis_port" DEL writebehind:analysis_results >/dev/null
@@ -115,8 +118,10 @@ pgstats_reset
 prof=()
 [ -n "${PROFILE:-}" ] && prof=(perf record -F 999 -g -o "$PROFILE" --)  # PROFILE=FILE: the worker run
 [ -n "${HEAPTRACK:-}" ] && prof=(heaptrack -o "$HEAPTRACK")  # HEAPTRACK=FILE: allocations of the worker run
+redis_cpu0=$(redis_cpu)
 worker=$("${prof[@]}" "${app_cpu[@]}" "$bench" worker "$url" "$conninfo" "$ROWS" "$BATCH")
 echo "$worker" >&2
+redis_us_per_row=$(awk -v a="$redis_cpu0" -v b="$(redis_cpu)" -v n="$ROWS" 'BEGIN { printf "%.2f", (b - a) * 1e6 / n }')
 landed=$(psql -h 127.0.0.1 -p "$pg_port" -U postgres -Atc 'SELECT count(*) FROM analysis_results')
 left=$(redis-cli -p "$redis_port" XLEN writebehind:analysis_results)
 pgstats_print "$worker"
@@ -147,4 +152,6 @@ printf '%-52s %12s\n' "naive Python peer (row per txn, $NAIVE_ROWS rows)" "$n"
 printf '%-52s %12s\n' "worker / ceiling (one txn) (goal >= 0.8)" "$(ratio "$w" "$c1")"
 printf '%-52s %12s\n' "worker / naive (goal >= 10)" "$(ratio "$w" "$n")"
 printf '%-52s %12s\n' "worker peak RSS (KiB)" "$(echo "$worker" | field rss_peak_kib)"
+printf '%-52s %12s\n' "CPU per row (us): worker / redis-server" \
+  "$(echo "$worker" | field cpu_us_per_row) / $redis_us_per_row"
 printf '%-52s %12s\n' "rows in PostgreSQL / entries left in the stream" "$landed / $left"
