@@ -395,6 +395,14 @@ tier::Status App::start() {
     po.conninfo = c.postgres_conninfo;
     po.allow_password = c.postgres_conninfo_from_env;
     po.application_name = "tierd";
+    // Server notices ("table ... does not exist, skipping") go to the log, in its format.
+    po.on_notice = [log = m.logger.get()](std::string_view severity, std::string_view message) {
+      if (severity == "WARNING") {
+        log->warn("postgres {}: {}", severity, message);
+      } else {
+        log->info("postgres {}: {}", severity, message);
+      }
+    };
     try {
       m.postgres = std::make_unique<tier::PgConn>(m.loop, po);
     } catch (const std::exception& e) {

@@ -235,6 +235,30 @@ TEST_CASE("PgConn: a transaction with COPY and no parameters is one query string
   CHECK_THROWS_AS(tier::pg_quote_literal(std::string("a\0b", 3)), tier::InvalidArgument);
 }
 
+TEST_CASE("PgConn: server notices go to on_notice, one line each, never to stderr", "[pg]") {
+  auto& server = tiertest::postgres();
+  tiertest::TestLoop loop;
+  auto o = options_for(server);
+  std::vector<std::pair<std::string, std::string>> notices;
+  o.on_notice = [&](std::string_view severity, std::string_view message) {
+    notices.emplace_back(severity, message);
+  };
+  tier::PgConn pg(loop.get(), o);
+  pg.start();
+  REQUIRE(query(loop, pg, "DROP TABLE IF EXISTS pg_no_such_table").ok());
+  REQUIRE(query(loop, pg, "DO $$ BEGIN RAISE WARNING 'two%lines', E'\\n'; END $$").ok());
+  REQUIRE(notices.size() == 2);
+  CHECK(notices[0].first == "NOTICE");
+  CHECK(notices[0].second == "table \"pg_no_such_table\" does not exist, skipping");
+  CHECK(notices[1].first == "WARNING");
+  CHECK(notices[1].second == "two lines");
+
+  // Without a receiver they are dropped (libpq's default would print them to stderr).
+  tier::PgConn quiet(loop.get(), options_for(server));
+  quiet.start();
+  CHECK(query(loop, quiet, "DROP TABLE IF EXISTS pg_no_such_table").ok());
+}
+
 TEST_CASE("PgConn: a password in the conninfo is refused; bad conninfo too", "[pg]") {
   tiertest::TestLoop loop;
   tier::PgOptions o;

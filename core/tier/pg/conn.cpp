@@ -333,8 +333,21 @@ class PgLink : public std::enable_shared_from_this<PgLink> {
       reset_connection("connect: " + trim(PQerrorMessage(conn_)));
       return;
     }
+    PQsetNoticeReceiver(conn_, &PgLink::on_notice, this);
     // libpq's connect loop starts as if the last poll had returned WRITING.
     watch(UV_WRITABLE);
+  }
+
+  // Runs inside libpq calls on the loop's thread; `arg` is the link, which outlives conn_.
+  static void on_notice(void* arg, const PGresult* r) {
+    auto* self = static_cast<PgLink*>(arg);
+    if (!self->opts_.on_notice) {
+      return;
+    }
+    const char* severity = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+    const char* text = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    self->opts_.on_notice(severity != nullptr ? severity : "NOTICE",
+                          trim(text != nullptr ? text : PQresultErrorMessage(r)));
   }
 
   // Points the poll handle at the connection's current socket; libpq may change the

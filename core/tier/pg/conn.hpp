@@ -43,6 +43,10 @@ struct PgOptions {
   std::string application_name = "tierd";
   /// Name used in log lines and errors.
   std::string label = "postgres";
+  /// Server notices and warnings (severity such as "NOTICE", one-line message). libpq's
+  /// own default prints them to stderr, past the caller's log format; unset, they are
+  /// dropped.
+  std::function<void(std::string_view severity, std::string_view message)> on_notice;
 };
 
 /// One statement of a job.
