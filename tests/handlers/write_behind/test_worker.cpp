@@ -2,6 +2,10 @@
 // checks the PostgreSQL table row by row and that nothing stays pending.
 #include "worker_rig.hpp"
 
+#include <algorithm>
+#include <map>
+#include <random>
+
 using namespace std::chrono_literals;
 using tier::Json;
 using wbtest::Rig;
@@ -106,6 +110,69 @@ TEST_CASE("Worker: a batch of many entries for few keys is coalesced", "[worker]
   CHECK(st.batches_flushed == 1);
   CHECK(env.pg.query("SELECT count(*), min(name), max(version) FROM " + env.table).at(0) ==
         "10\tv10\t10");
+}
+
+TEST_CASE(
+    "Worker: big batches, decoded in slices while another is written, end in the newest state",
+    "[worker]") {
+  // 1500-entry batches are read 1000 at a time and decoded 500 per loop turn while the
+  // batch before them is in PostgreSQL. 300 keys, each with versions 1..M in a shuffled
+  // order across batches (older versions often arrive last), the newest a delete for every
+  // third key.
+  Env env("wb_slices");
+  auto cfg = wbtest::items_table(env.table);
+  cfg.max_rows = 1500;
+  Rig rig(env.redis.url(), env.pg.conninfo(), {cfg}, env.keys.prefix());
+  struct Put {
+    int key;
+    int version;
+  };
+  std::vector<Put> puts;
+  auto newest = [](int k) { return 10 + k % 11; };
+  for (int k = 0; k < 300; ++k) {
+    for (int v = 1; v <= newest(k); ++v) {
+      puts.push_back({k, v});
+    }
+  }
+  std::mt19937 rng(1129);
+  std::shuffle(puts.begin(), puts.end(), rng);
+  tier::Pipeline pipe;
+  for (const auto& p : puts) {
+    const std::string id = "write-behind-key-" + std::to_string(p.key);  // past the SSO
+    if (p.version == newest(p.key) && p.key % 3 == 0) {
+      pipe.add(env.wb.enqueue_delete(env.table, {{"id", id}}, p.version),
+               [](tier::Result<std::string> r) { REQUIRE(r.ok()); });
+    } else {
+      pipe.add(env.wb.enqueue(
+                   env.table,
+                   {{"id", id}, {"name", id + "-v" + std::to_string(p.version)}, {"n", p.version}},
+                   p.version),
+               [](tier::Result<std::string> r) { REQUIRE(r.ok()); });
+    }
+  }
+  pipe.run(env.client());
+  REQUIRE(puts.size() > 4000);
+  REQUIRE(rig.start().ok());  // the whole backlog is there before the first read
+  REQUIRE(rig.run_until([&] { return env.drained(); }, 60s));
+  std::map<std::string, std::string> by_id;  // ordered by id, as rows() is
+  for (int k = 0; k < 300; ++k) {
+    if (k % 3 != 0) {
+      const std::string id = "write-behind-key-" + std::to_string(k);
+      const std::string v = std::to_string(newest(k));
+      by_id[id] = id + "|" + id + "-v" + v + "|" + v + "|" + v;
+    }
+  }
+  std::vector<std::string> want;
+  for (auto& [id, line] : by_id) {
+    want.push_back(line);
+  }
+  CHECK(wbtest::rows(env.pg, env.table) == want);
+  auto st = rig.stats(env.table);
+  CHECK(st.batches_flushed >= 3);
+  CHECK(st.dead_letters == 0);
+  CHECK(rig.run_until([&] {
+    return rig.stats(env.table).entries_acked == static_cast<std::uint64_t>(puts.size());
+  }));
 }
 
 TEST_CASE("Worker: poison rows go to dead letters while their batch-mates commit",
