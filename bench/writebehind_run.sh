@@ -72,27 +72,30 @@ psql -q -h 127.0.0.1 -p "$pg_port" -U postgres -f "$here/../scripts/demo_schema.
 echo "redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), postgres" \
   "$("$PG_BIN/postgres" --version | awk '{print $3}'), $(nproc) CPUs," \
   "load $(cut -d' ' -f1-3 /proc/loadavg); rows=$ROWS batch=$BATCH pin=${PIN:-0}" >&2
-# PGSTATS=1: where PostgreSQL spent the worker run (pg_stat_statements), against its wall time.
+# PGSTATS=1: where PostgreSQL spent a run (pg_stat_statements), against its wall time when
+# known.
 pgstats_reset() {
   [ "${PGSTATS:-0}" = 1 ] || return 0
-  psql -q -h 127.0.0.1 -p "$pg_port" -U postgres -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements' \
+  psql -q -h 127.0.0.1 -p "$pg_port" -U postgres -c 'SET client_min_messages = warning' \
+    -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements' \
     -c 'SELECT pg_stat_statements_reset()' >/dev/null
 }
-pgstats_print() {
+pgstats_print() {  # what ran, its output line (with seconds=) or "" when it has no one wall time
   [ "${PGSTATS:-0}" = 1 ] || return 0
   local wall_ms
-  wall_ms=$(echo "$1" | field seconds | awk '{ printf "%.0f", $1 * 1000 }')
-  echo "PostgreSQL during the worker run (${wall_ms} ms of wall time):" >&2
+  wall_ms=$(echo "$2" | field seconds | awk '{ printf "%.0f", $1 * 1000 }')
+  echo "PostgreSQL during the $1${wall_ms:+ (${wall_ms} ms of wall time)}:" >&2
   psql -h 127.0.0.1 -p "$pg_port" -U postgres -P pager=off -c "
     SELECT sum(calls) AS calls, round(sum(total_exec_time)::numeric, 1) AS total_ms,
-           round((100 * sum(total_exec_time) / $wall_ms)::numeric, 1) AS pct_of_wall,
+           ${wall_ms:+round((100 * sum(total_exec_time) / $wall_ms)::numeric, 1) AS pct_of_wall,}
            left(regexp_replace(regexp_replace(query, '\s+', ' ', 'g'), 'wb_stage_[0-9]+', 'wb_stage'), 70)
              AS statement
     FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%'
-    GROUP BY 4 ORDER BY 2 DESC LIMIT 12" >&2
+    GROUP BY statement ORDER BY 2 DESC LIMIT 12" >&2
+  [ -n "$wall_ms" ] || return 0
   psql -h 127.0.0.1 -p "$pg_port" -U postgres -Atc "
     SELECT 'PostgreSQL busy ' || round((100 * sum(total_exec_time) / $wall_ms)::numeric, 1) ||
-           '% of the worker run'
+           '% of the $1'
     FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%'" >&2
 }
 redis_cpu() {  # seconds of CPU redis-server has used
@@ -107,7 +110,7 @@ reset() {
 pgstats_reset
 ceiling=$("${app_cpu[@]}" "$bench" ceiling "$conninfo" "$ROWS" "$BATCH")
 echo "$ceiling" >&2
-pgstats_print " seconds=1"  # the ceiling's three runs together: compare the statements' ms
+pgstats_print "ceiling's three runs" ""
 reset
 sqlonly=$("${app_cpu[@]}" "$bench" sqlonly "$conninfo" "$ROWS" "$BATCH")
 echo "$sqlonly" >&2
@@ -124,7 +127,7 @@ echo "$worker" >&2
 redis_us_per_row=$(awk -v a="$redis_cpu0" -v b="$(redis_cpu)" -v n="$ROWS" 'BEGIN { printf "%.2f", (b - a) * 1e6 / n }')
 landed=$(psql -h 127.0.0.1 -p "$pg_port" -U postgres -Atc 'SELECT count(*) FROM analysis_results')
 left=$(redis-cli -p "$redis_port" XLEN writebehind:analysis_results)
-pgstats_print "$worker"
+pgstats_print "worker run" "$worker"
 
 reset
 live=$("${app_cpu[@]}" "$bench" live "$url" "$conninfo" "$ROWS" "$BATCH")
@@ -148,6 +151,7 @@ printf '%-52s %12s\n' "tierd worker, backlog arriving live (XADD producer)" "$l"
 printf '%-52s %12s\n' "PostgreSQL ceiling: COPY staging + upsert, one txn" "$c1"
 printf '%-52s %12s\n' "PostgreSQL: COPY staging + upsert, $BATCH rows/txn" "$cb"
 printf '%-52s %12s\n' "PostgreSQL: multi-row VALUES upsert, $BATCH rows/txn" "$vb"
+printf '%-52s %12s\n' "the worker's SQL alone, through PgConn (sqlonly)" "$(echo "$sqlonly" | field rows_per_s)"
 printf '%-52s %12s\n' "naive Python peer (row per txn, $NAIVE_ROWS rows)" "$n"
 printf '%-52s %12s\n' "worker / ceiling (one txn) (goal >= 0.8)" "$(ratio "$w" "$c1")"
 printf '%-52s %12s\n' "worker / naive (goal >= 10)" "$(ratio "$w" "$n")"

@@ -30,6 +30,9 @@ struct Reply {
   static Reply nil() { return Reply{}; }
   static Reply array(std::vector<Reply> e) { return Reply{Type::array, 0, {}, std::move(e)}; }
 
+  /// Same type, value and elements, all the way down.
+  bool operator==(const Reply&) const = default;
+
   /// hiredis's reply type codes (REDIS_REPLY_*), named here so that this layer needs no
   /// hiredis; the transports check them against hiredis's own where they include it.
   struct HiredisType {

@@ -44,47 +44,42 @@ Reply* place(const redisReadTask* task, void** obj) {
   return r;
 }
 
-// hiredis treats NULL as out of memory: the connection ends with an error, nothing throws
-// through its C frames.
-void* create_string(const redisReadTask* task, char* str, size_t len) noexcept {
-  try {
-    void* obj = nullptr;
-    Reply* r = place(task, &obj);
-    if (r == nullptr) {
-      return nullptr;
-    }
-    r->type = task->type == REDIS_REPLY_ERROR    ? Reply::Type::error
-              : task->type == REDIS_REPLY_STATUS ? Reply::Type::status
-                                                 : Reply::Type::string;
-    r->str.assign(str, len);
-    if (task->parent == nullptr) {
-      auto* root = static_cast<Root*>(obj);
-      root->header.type = task->type;
-      root->header.str = r->str.data();
-      root->header.len = len;
-    }
-    return obj;
-  } catch (const std::bad_alloc&) {
-    return nullptr;
+int hiredis_type(Reply::Type t) {
+  switch (t) {
+    case Reply::Type::string:
+      return REDIS_REPLY_STRING;
+    case Reply::Type::status:
+      return REDIS_REPLY_STATUS;
+    case Reply::Type::error:
+      return REDIS_REPLY_ERROR;
+    case Reply::Type::integer:
+      return REDIS_REPLY_INTEGER;
+    case Reply::Type::array:
+      return REDIS_REPLY_ARRAY;
+    case Reply::Type::nil:
+      break;
   }
+  return REDIS_REPLY_NIL;
 }
 
-void* create_array(const redisReadTask* task, int elements) noexcept {
-  if (elements < 0) {
-    return nullptr;
-  }
+// Places the task's Reply, lets `fill` write it, and heads a root with what hiredis may
+// read of it. hiredis treats NULL as out of memory: the connection ends with an error,
+// nothing throws through its C frames.
+template <class Fill>
+void* create(const redisReadTask* task, Fill fill) noexcept {
   try {
     void* obj = nullptr;
     Reply* r = place(task, &obj);
     if (r == nullptr) {
       return nullptr;
     }
-    r->type = Reply::Type::array;
-    r->elements.reserve(std::min(static_cast<std::size_t>(elements), kReserveMax));
+    fill(*r);
     if (task->parent == nullptr) {
-      auto* root = static_cast<Root*>(obj);
-      root->header.type = REDIS_REPLY_ARRAY;
-      root->header.elements = static_cast<std::size_t>(elements);
+      redisReply& header = static_cast<Root*>(obj)->header;
+      header.type = hiredis_type(r->type);
+      header.integer = r->integer;
+      header.str = r->str.data();
+      header.len = r->str.size();
     }
     return obj;
   } catch (const std::exception&) {  // bad_alloc, length_error
@@ -92,40 +87,34 @@ void* create_array(const redisReadTask* task, int elements) noexcept {
   }
 }
 
-void* create_integer(const redisReadTask* task, long long value) noexcept {
-  try {
-    void* obj = nullptr;
-    Reply* r = place(task, &obj);
-    if (r == nullptr) {
-      return nullptr;
-    }
-    r->type = Reply::Type::integer;
-    r->integer = value;
-    if (task->parent == nullptr) {
-      static_cast<Root*>(obj)->header.type = REDIS_REPLY_INTEGER;
-      static_cast<Root*>(obj)->header.integer = value;
-    }
-    return obj;
-  } catch (const std::bad_alloc&) {
+void* create_string(const redisReadTask* task, char* str, size_t len) noexcept {
+  return create(task, [&](Reply& r) {
+    r.type = task->type == REDIS_REPLY_ERROR    ? Reply::Type::error
+             : task->type == REDIS_REPLY_STATUS ? Reply::Type::status
+                                                : Reply::Type::string;
+    r.str.assign(str, len);
+  });
+}
+
+void* create_array(const redisReadTask* task, int elements) noexcept {
+  if (elements < 0) {
     return nullptr;
   }
+  return create(task, [&](Reply& r) {
+    r.type = Reply::Type::array;
+    r.elements.reserve(std::min(static_cast<std::size_t>(elements), kReserveMax));
+  });
+}
+
+void* create_integer(const redisReadTask* task, long long value) noexcept {
+  return create(task, [&](Reply& r) {
+    r.type = Reply::Type::integer;
+    r.integer = value;
+  });
 }
 
 void* create_nil(const redisReadTask* task) noexcept {
-  try {
-    void* obj = nullptr;
-    Reply* r = place(task, &obj);
-    if (r == nullptr) {
-      return nullptr;
-    }
-    r->type = Reply::Type::nil;
-    if (task->parent == nullptr) {
-      static_cast<Root*>(obj)->header.type = REDIS_REPLY_NIL;
-    }
-    return obj;
-  } catch (const std::bad_alloc&) {
-    return nullptr;
-  }
+  return create(task, [](Reply& r) { r.type = Reply::Type::nil; });
 }
 
 // hiredis frees only roots (the reply it handed out, or a partial one after an error).
