@@ -100,9 +100,10 @@ std::size_t depth_of(std::string_view text) {
   return deepest;
 }
 
-// An integer as the version field must be written: optional '-', digits, within long long.
+// An integer as the version field must be written: optional '-', digits (leading zeros
+// too, however many), within long long.
 std::optional<long long> integer(const std::string& s) {
-  if (s.empty() || s.size() > 20) {
+  if (s.empty()) {
     return std::nullopt;
   }
   const std::size_t start = s[0] == '-' ? 1 : 0;
