@@ -4,6 +4,7 @@
 
 #include "tier/json_check.hpp"
 #include "tier/json_dump.hpp"
+#include "tier/json_parse.hpp"
 #include "tier/keys.hpp"
 
 namespace tier {
@@ -11,6 +12,8 @@ namespace tier {
 namespace {
 // Nesting accepted in cached values (nlohmann's DOM parser recurses per level).
 constexpr std::size_t kMaxValueDepth = 512;
+// What an encoded value's buffer starts at.
+constexpr std::size_t kEncodeReserve = 128;
 }  // namespace
 
 const char* to_string(Tier t) noexcept {
@@ -53,12 +56,12 @@ std::vector<std::string> args_of(A&&... a) {
 }  // namespace
 
 Result<Json> decode_json(const std::string& text, std::string_view key) {
-  Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) {
+  std::optional<Json> j = json::parse(text, kMaxValueDepth);
+  if (!j) {
     return Error{ErrorKind::decode,
                  "value of key '" + excerpt(key) + "' is not JSON: '" + excerpt(text, 40) + "'"};
   }
-  return j;
+  return std::move(*j);
 }
 
 Cache::Cache(CacheOptions options)
@@ -146,6 +149,8 @@ std::chrono::seconds Cache::effective_ttl(Tier t, std::optional<std::chrono::sec
 
 Result<std::string> Cache::encode(const Json& value, std::string_view key) const {
   std::string text;
+  // Most cached values are small: one allocation instead of the string's doublings.
+  text.reserve(kEncodeReserve);
   try {
     json::dump(value, text);
   } catch (const Json::exception& e) {

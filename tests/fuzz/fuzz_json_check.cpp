@@ -1,4 +1,4 @@
-// tier::json (check, check_value, the top-level member lookup, unescape) against
+// tier::json (check, check_value, the top-level member lookup, unescape, parse) against
 // nlohmann::json, the parser whose verdict it promises to reproduce: a text check() accepts
 // must parse, and one it refuses must not (json_check.hpp). Every input is also checked
 // for the reason check() gives, the depth limit, and the member it hands back.
@@ -7,6 +7,9 @@
 // for the end of a C string), so it accepts `{"a":1}\0garbage`; check() refuses any NUL
 // outside a string, which is the safe direction. So an input with a NUL must be refused, and
 // the part before the first NUL must get the same verdict from both.
+//
+// tier::json::parse promises nlohmann's own result for every input, NUL included: the same
+// DOM, down to each number's kind and each float's bits.
 
 #include <algorithm>
 #include <cstddef>
@@ -20,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tier/json_check.hpp"
+#include "tier/json_parse.hpp"
 
 namespace {
 
@@ -215,8 +219,53 @@ void run(std::string_view text) {
 
 }  // namespace
 
+// Equal as trees with the same type at every node (nlohmann's == takes 1 == 1u == 1.0).
+bool same(const Json& a, const Json& b) {
+  if (a.type() != b.type()) {
+    return false;
+  }
+  if (a.is_object()) {
+    if (a.size() != b.size()) {
+      return false;
+    }
+    for (auto it = a.begin(), jt = b.begin(); it != a.end(); ++it, ++jt) {
+      if (it.key() != jt.key() || !same(*it, *jt)) {
+        return false;
+      }
+    }
+    return true;
+  }
+  if (a.is_array()) {
+    if (a.size() != b.size()) {
+      return false;
+    }
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      if (!same(a[i], b[i])) {
+        return false;
+      }
+    }
+    return true;
+  }
+  if (a.is_number_float()) {
+    const double x = a.get<double>();
+    const double y = b.get<double>();
+    return std::memcmp(&x, &y, sizeof x) == 0;
+  }
+  return a == b;
+}
+
+void check_parse(std::string_view text) {
+  const auto want = reference_parse(text);
+  const auto got = tier::json::parse(text, 64);
+  require(got.has_value() == want.has_value(), "parse and nlohmann disagree on a verdict");
+  if (got) {
+    require(same(*got, *want), "parse built a DOM other than nlohmann's");
+  }
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
+  check_parse(text);
   const auto nul = text.find('\0');
   if (nul != std::string_view::npos) {
     require(tier::json::check(text, kDepthCap).problem != Problem::none,
