@@ -9,6 +9,7 @@
 
 #include "tier/glob.hpp"
 #include "tier/json_check.hpp"
+#include "tier/json_parse.hpp"
 #include "tier/keys.hpp"
 #include "tier/metrics.hpp"
 #include "tier/uv/async_client.hpp"
@@ -593,8 +594,11 @@ void Dispatcher::on_message(std::string_view pattern, std::string_view channel,
 
   auto event = std::make_shared<Event>();
   if (route.needs_body) {
-    // Cannot fail: check() accepts exactly what nlohmann accepts.
-    event->body = nlohmann::json::parse(payload, nullptr, /*allow_exceptions=*/false);
+    // Cannot fail: check() accepts exactly what nlohmann accepts. json::parse builds
+    // nlohmann's DOM without nlohmann's per-byte lexer.
+    if (auto body = tier::json::parse(payload, kMaxJsonDepth)) {
+      event->body = std::move(*body);
+    }
     if (!event->body.is_object()) {
       reject("not_json", "");
       return;
