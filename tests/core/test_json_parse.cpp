@@ -4,54 +4,16 @@
 // number form), whole and with a byte changed.
 #include <catch2/catch.hpp>
 
-#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "support/json_same.hpp"
 #include "tier/json_parse.hpp"
 
 namespace {
 
 using Json = nlohmann::json;
-
-// Equal as trees, with the same type at every node (nlohmann's == takes 1 == 1u == 1.0).
-bool same(const Json& a, const Json& b) {
-  if (a.type() != b.type()) {
-    return false;
-  }
-  switch (a.type()) {
-    case Json::value_t::object: {
-      if (a.size() != b.size()) {
-        return false;
-      }
-      for (auto it = a.begin(), jt = b.begin(); it != a.end(); ++it, ++jt) {
-        if (it.key() != jt.key() || !same(*it, *jt)) {
-          return false;
-        }
-      }
-      return true;
-    }
-    case Json::value_t::array: {
-      if (a.size() != b.size()) {
-        return false;
-      }
-      for (std::size_t i = 0; i < a.size(); ++i) {
-        if (!same(a[i], b[i])) {
-          return false;
-        }
-      }
-      return true;
-    }
-    case Json::value_t::number_float: {
-      const double x = a.get<double>();
-      const double y = b.get<double>();
-      return std::memcmp(&x, &y, sizeof x) == 0;
-    }
-    default:
-      return a == b;
-  }
-}
 
 // The verdict of both parsers on `text` agrees, and so does the DOM.
 void agrees(const std::string& text) {
@@ -60,7 +22,7 @@ void agrees(const std::string& text) {
   const std::optional<Json> got = tier::json::parse(text);
   REQUIRE(got.has_value() == !want.is_discarded());
   if (got) {
-    REQUIRE(same(*got, want));
+    REQUIRE(tiertest::same_dom(*got, want));
   }
 }
 
@@ -177,7 +139,7 @@ TEST_CASE("json::parse hands values deeper than its limit to nlohmann", "[json]"
   const std::string deep = std::string(600, '[') + "1" + std::string(600, ']');
   const auto got = tier::json::parse(deep, 512);
   REQUIRE(got.has_value());
-  REQUIRE(same(*got, Json::parse(deep)));
+  REQUIRE(tiertest::same_dom(*got, Json::parse(deep)));
 }
 
 TEST_CASE("json::parse agrees with nlohmann on random texts", "[json]") {

@@ -22,6 +22,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/support/json_same.hpp"
 #include "tier/json_check.hpp"
 #include "tier/json_parse.hpp"
 
@@ -219,47 +220,12 @@ void run(std::string_view text) {
 
 }  // namespace
 
-// Equal as trees with the same type at every node (nlohmann's == takes 1 == 1u == 1.0).
-bool same(const Json& a, const Json& b) {
-  if (a.type() != b.type()) {
-    return false;
-  }
-  if (a.is_object()) {
-    if (a.size() != b.size()) {
-      return false;
-    }
-    for (auto it = a.begin(), jt = b.begin(); it != a.end(); ++it, ++jt) {
-      if (it.key() != jt.key() || !same(*it, *jt)) {
-        return false;
-      }
-    }
-    return true;
-  }
-  if (a.is_array()) {
-    if (a.size() != b.size()) {
-      return false;
-    }
-    for (std::size_t i = 0; i < a.size(); ++i) {
-      if (!same(a[i], b[i])) {
-        return false;
-      }
-    }
-    return true;
-  }
-  if (a.is_number_float()) {
-    const double x = a.get<double>();
-    const double y = b.get<double>();
-    return std::memcmp(&x, &y, sizeof x) == 0;
-  }
-  return a == b;
-}
-
 void check_parse(std::string_view text) {
   const auto want = reference_parse(text);
   const auto got = tier::json::parse(text, 64);
   require(got.has_value() == want.has_value(), "parse and nlohmann disagree on a verdict");
   if (got) {
-    require(same(*got, *want), "parse built a DOM other than nlohmann's");
+    require(tiertest::same_dom(*got, *want), "parse built a DOM other than nlohmann's");
   }
 }
 

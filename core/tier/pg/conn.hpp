@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tier/pg/sql_text.hpp"
 #include "tier/result.hpp"
 #include "tier/uv/link.hpp"
 
@@ -84,15 +85,6 @@ bool pg_transient(const Error& e);
 /// True for errors that a retry cannot fix because of the data: classes 22 (data
 /// exception) and 23 (integrity constraint violation).
 bool pg_data_error(const Error& e);
-/// `name` as a quoted SQL identifier ("a""b"); throws InvalidArgument if it is empty,
-/// too long for PostgreSQL (63 bytes) or contains a NUL byte.
-std::string pg_quote_ident(std::string_view name);
-/// `value` as a SQL string literal (E'...', backslashes and quotes escaped): the same
-/// string whatever standard_conforming_strings says. Throws InvalidArgument on a NUL byte.
-std::string pg_quote_literal(std::string_view value);
-/// One value escaped for COPY text format (backslash, tab, newline, CR); nullopt is \N.
-void pg_copy_escape(std::string& out, const std::optional<std::string>& value);
-
 namespace detail {
 class PgLink;
 }
